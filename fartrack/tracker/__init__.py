@@ -1,0 +1,5 @@
+"""The online tracker (``FARTracker``), its crops, box geometry and template schedules."""
+
+from fartrack.tracker.tracker import FARTracker, TrackerParams, tracker_params_from
+
+__all__ = ["FARTracker", "TrackerParams", "tracker_params_from"]

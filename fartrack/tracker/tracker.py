@@ -1,0 +1,226 @@
+"""The online FARTrack tracker: ``initialize(frame, box)`` once, then ``track(frame) -> box`` per frame.
+
+Per frame: crop the search region around the current state, run the network with the scheduled template
+slots, decode the 4 coordinate tokens, map them back to the image and clip. The frame's crop at the new
+box joins the template memory. In the sparse model each template gets a keep-mask once, the first time it
+sits in the newest slot, and carries it whenever it is sampled into an older slot later.
+
+Three network modes: ``dense`` (stage-1/distill checkpoints, no masks), ``masked`` (the reference's
+computation: all tokens present, pruned ones masked out; bitwise with the released code) and ``removed``
+(default for sparse checkpoints: pruned tokens are dropped from the sequence, so compute really drops).
+Each template is patch-embedded once, when it enters the memory. Only templates the schedule can still
+select are kept, so memory stays bounded on long videos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fartrack.models.encoder import FARTrackNet
+from fartrack.models.sparsify import SparsifyConfig, keep_from_scores, plan_probe, template_scores
+from fartrack.tracker.crop import crop_around_box, normalize_crop, prepare_frame, validate_box
+from fartrack.models.vocab import decode_argmax, decode_mean, decode_soft
+from fartrack.tracker.geometry import clip_box, map_box_to_image
+from fartrack.tracker.schedule import TemplateSchedule
+
+DECODERS = {"argmax": decode_argmax, "mean": decode_mean, "soft": decode_soft}
+MODES = ("auto", "dense", "masked", "removed")
+
+
+@dataclass
+class TrackerParams:
+    """Tracker settings (defaults = the reference sparse tracker)."""
+
+    template_factor: float = 2.0
+    template_size: int = 112
+    search_factor: float = 4.0
+    search_size: int = 224
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+    decode: str = "mean"
+    schedule: str = "exponential"
+    warmup: str = "mode1"
+    depth: Optional[int] = None
+    mode: str = "auto"
+    sparsify: SparsifyConfig = field(default_factory=SparsifyConfig)
+    clip_margin: int = 10
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODERS:
+            raise ValueError(f"decode must be one of {sorted(DECODERS)}, got {self.decode!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"tracker mode must be one of {MODES}, got {self.mode!r}")
+
+
+@dataclass
+class _StoredTemplate:
+    """One template in the memory: its embedded tokens (1, tz, C) and, once computed, its keep-mask."""
+
+    tokens: Tensor
+    keep: Optional[Tensor] = None  # (tz,) bool
+    kept_index: Optional[Tensor] = None  # (kept,) long, for the removed-token form
+
+
+class FARTracker:
+    """Single-object tracker around a :class:`FARTrackNet` (built and loaded once, reused per sequence)."""
+
+    def __init__(self, net: FARTrackNet, params: Optional[TrackerParams] = None) -> None:
+        self.net = net.eval()
+        self.params = params or TrackerParams()
+        cfg = net.cfg
+        mode = self.params.mode
+        if mode == "auto":
+            mode = "removed" if cfg.sparse else "dense"
+        if mode != "dense" and not cfg.sparse:
+            raise ValueError(f"tracker mode {mode!r} needs a sparse model (MODEL.SPARSE.ENABLED); this one is dense")
+        self.mode = mode
+        self.depth = cfg.depth if self.params.depth is None else int(self.params.depth)
+        if not 1 <= self.depth <= cfg.depth:
+            raise ValueError(f"depth must be in 1..{cfg.depth}, got {self.depth}")
+        if self.params.template_size != cfg.template_size or self.params.search_size != cfg.search_size:
+            raise ValueError(
+                f"tracker crop sizes ({self.params.template_size}, {self.params.search_size}) differ from the "
+                f"network's ({cfg.template_size}, {cfg.search_size})"
+            )
+        self.num_slots = cfg.num_templates
+        self.decoder = DECODERS[self.params.decode]
+        self.device = next(net.parameters()).device
+        self.num_pruned = self.params.sparsify.num_pruned(cfg.template_tokens)
+        self._tz = cfg.template_tokens
+        self._search_tokens = cfg.search_tokens
+        self.last_logits: Optional[Tensor] = None
+        self.last_keep: Optional[Tensor] = None
+        self.last_slots: list[int] = []
+
+    # ------------------------------------------------------------------ public API
+    @torch.inference_mode()
+    def initialize(self, image: np.ndarray, init_box: Sequence[float]) -> None:
+        """Start a sequence on ``image`` (H, W, 3 RGB uint8; grayscale is replicated) with box [x, y, w, h]."""
+        image = prepare_frame(image)
+        box = validate_box(init_box, image.shape[:2], what="init box")
+        self.schedule = TemplateSchedule(self.num_slots, self.params.schedule, self.params.warmup)
+        self.memory: dict[int, _StoredTemplate] = {0: self._make_template(image, box)}
+        self.num_stored = 1
+        self.frame_id = 0
+        self.state = [float(v) for v in box]
+        self.history = [list(self.state) for _ in range(max(self.net.cfg.prenum, 0))]
+
+    @torch.inference_mode()
+    def track(self, image: np.ndarray) -> list[float]:
+        """Track one frame; returns the new box [x, y, w, h] in image pixels (floats)."""
+        if not hasattr(self, "memory"):
+            raise RuntimeError("call initialize(frame, box) before track(frame)")
+        image = prepare_frame(image)
+        self.frame_id += 1
+        p = self.params
+        crop, resize_factor = crop_around_box(image, self.state, p.search_factor, p.search_size)
+        search = normalize_crop(crop, p.mean, p.std, self.device)
+        slots = self.schedule.slots(self.num_stored)
+        logits, scores = self._run_network(slots, search, resize_factor)
+        box_norm = self.decoder(logits[0], self.net.cfg.bins, self.net.cfg.range)
+        box = map_box_to_image(box_norm, self.state, resize_factor, p.search_size)
+        box = clip_box(box, image.shape[:2], margin=p.clip_margin)
+        newest = self.memory[slots[-1]]
+        if scores is not None and newest.keep is None:
+            newest.keep = keep_from_scores(scores, self.num_pruned)[0]
+            newest.kept_index = torch.nonzero(newest.keep).flatten()
+        self.state = box
+        self.memory[self.num_stored] = self._make_template(image, box)
+        self.num_stored += 1
+        self._forget_unreachable()
+        if self.history:
+            self.history = self.history[1:] + [list(box)]
+        self.last_logits, self.last_slots = logits, slots
+        return list(box)
+
+    # ------------------------------------------------------------------ internals
+    def _make_template(self, image: np.ndarray, box: Sequence[float]) -> _StoredTemplate:
+        p = self.params
+        crop, _ = crop_around_box(image, box, p.template_factor, p.template_size)
+        tensor = normalize_crop(crop, p.mean, p.std, self.device)
+        return _StoredTemplate(self.net.embed_templates(tensor))
+
+    def _forget_unreachable(self) -> None:
+        """Drop stored templates (except the first) that the schedule can never select again."""
+        bound = self.schedule.min_selectable_index(self.num_stored)
+        for index in [k for k in self.memory if 0 < k < bound]:
+            del self.memory[index]
+
+    def _run_network(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
+        net, tz = self.net, self._tz
+        stored = [self.memory[k] for k in slots]
+        slot_tokens = net.add_template_identity(torch.cat([s.tokens for s in stored], dim=0).unsqueeze(0))
+        parts: list[Tensor] = []
+        keep_parts: list[Tensor] = []
+        last = len(slots) - 1
+        for i, template in enumerate(stored):
+            tokens = slot_tokens[:, i * tz : (i + 1) * tz]
+            pruned = i != last and template.keep is not None
+            if self.mode == "removed" and pruned:
+                tokens = tokens[:, template.kept_index]
+            elif self.mode == "masked":
+                keep_parts.append(template.keep if pruned else torch.ones(tz, dtype=torch.bool, device=self.device))
+            parts.append(tokens)
+        search_start = sum(t.shape[1] for t in parts)
+        parts.append(net.embed_search(search))
+        if net.cfg.prenum > 0:
+            parts.append(net.trajectory_tokens(self._trajectory_ids(resize_factor)))
+        command_start = sum(t.shape[1] for t in parts)
+        parts.append(net.command_tokens(1))
+        tokens = torch.cat(parts, dim=1)
+        key_keep = None
+        if self.mode == "masked":
+            rest = torch.ones(tokens.shape[1] - len(slots) * tz, dtype=torch.bool, device=self.device)
+            key_keep = torch.cat(keep_parts + [rest]).unsqueeze(0)
+            self.last_keep = key_keep
+        probe = None
+        if self.mode != "dense" and stored[-1].keep is None:
+            newest_start = search_start - tz
+            probe = plan_probe(
+                self.params.sparsify, search_start, net.cfg.search_grid, slice(newest_start, search_start),
+                command_start, self.device,
+            )
+        out = net.encode(tokens, self.depth, key_keep, None if probe is None else probe.rows)
+        scores = None if probe is None else template_scores(out.probe_attention, probe)
+        return out.logits, scores
+
+    def _trajectory_ids(self, resize_factor: float) -> Tensor:
+        """Previous boxes as coordinate tokens in the current search crop (paper variant, ``PRENUM`` > 0)."""
+        size = self.params.search_size
+        vocab = self.net.vocab
+        cx, cy = self.state[0] + self.state[2] / 2, self.state[1] + self.state[3] / 2
+        values = []
+        for x, y, w, h in self.history:
+            bcx = (size - 1) / 2 + (x + w / 2 - cx) * resize_factor
+            bcy = (size - 1) / 2 + (y + h / 2 - cy) * resize_factor
+            bw, bh = w * resize_factor, h * resize_factor
+            values += [(bcx - bw / 2) / size, (bcy - bh / 2) / size, (bcx + bw / 2) / size, (bcy + bh / 2) / size]
+        coords = torch.tensor(values, dtype=torch.float32, device=self.device).clamp(-0.5, 1.5)
+        ids = ((coords + 0.5) * (vocab.bins - 1)).long().clamp(0, vocab.num_coordinate_bins - 1)
+        return ids.unsqueeze(0)
+
+
+def tracker_params_from(cfg, depth: Optional[int] = None, mode: str = "auto") -> TrackerParams:
+    """Tracker settings of a resolved config (``TEST``, ``DATA``, ``MODEL``); ``depth`` overrides ``MODEL.LAYERS``."""
+    from fartrack.models.build import sparsify_config_from
+
+    test, data, model = cfg["TEST"], cfg["DATA"], cfg["MODEL"]
+    return TrackerParams(
+        template_factor=float(test["TEMPLATE_FACTOR"]),
+        template_size=int(test["TEMPLATE_SIZE"]),
+        search_factor=float(test["SEARCH_FACTOR"]),
+        search_size=int(test["SEARCH_SIZE"]),
+        mean=tuple(data["MEAN"]),
+        std=tuple(data["STD"]),
+        decode=model["DECODE"],
+        schedule=test["SCHEDULE"],
+        warmup=test["WARMUP"],
+        depth=int(model["LAYERS"]) if depth is None else int(depth),
+        mode=mode,
+        sparsify=sparsify_config_from(cfg),
+    )

@@ -1,0 +1,1 @@
+"""Per-user path settings (generated local.py files); see lib/README.md."""

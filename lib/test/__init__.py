@@ -1,0 +1,1 @@
+"""Test-side settings package; holds the generated evaluation/local.py."""

@@ -1,0 +1,1 @@
+"""Training-side settings package; holds the generated admin/local.py."""
