@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from fartrack.models import checkpoint as ckpt_mod
+from fartrack.models import safe_load as ckpt_mod
 from fartrack.models.checkpoint import (
     DEAD_KEY_PATTERNS,
     CheckpointError,
@@ -40,7 +40,7 @@ from fartrack.models.checkpoint import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS_FILE = REPO_ROOT.parent / "shared" / "docs" / "reference" / "STATE_DICT_KEYS.txt"
-LOGGER = "fartrack.models.checkpoint"
+LOGGER = "fartrack.models.safe_load"
 REFERENCE_GLOBALS = {
     "lib.train.admin.local.EnvironmentSettings",
     "lib.train.admin.settings.Settings",

@@ -110,3 +110,30 @@ def test_memory_is_bounded(official_dir, sequence):
     bound = tracker.schedule.min_selectable_index(n)
     assert set(tracker.memory) == {0, *range(bound, n)}
     assert sizes[-1] < n
+
+
+@pytest.mark.parametrize(
+    "script,config,checkpoint,layers,run",
+    [
+        ("fartrack_sparse", "fartrack_sparse_224_full", "checkpoint_sparse.pth", 6, "sparse_d6"),
+        ("fartrack", "fartrack_tiny_224_full", "checkpoint_stage1.pth", None, "stage1_d15"),
+    ],
+)
+def test_tracker_from_config_and_checkpoint(official_dir, sequence, expected, script, config, checkpoint, layers, run):
+    """The user path: YAML config + checkpoint file (+ --layers) -> tracker with the reference's boxes."""
+    from fartrack.config import load_config
+    from fartrack.tracker import build_tracker
+
+    tracker = build_tracker(load_config(script, config), official_dir / checkpoint, layers=layers, device="cpu")
+    frames, init_box = sequence
+    boxes = _run(tracker, frames, init_box, lambda t: None)
+    assert np.abs(boxes - np.array(expected[run]["boxes_xywh"])).max() <= 1e-4
+
+
+def test_sparse_model_starts_from_a_dense_checkpoint(official_dir):
+    """Stage-3 initialisation: a stage-1/distill checkpoint loads into the sparse model (norm -> masknorm)."""
+    net = FARTrackNet(NetConfig(sparse=True))
+    notes = load_model_weights(net, official_dir / "checkpoint_stage1.pth")
+    assert any("pos_embed_z" in note for note in notes)
+    state = net.state_dict()
+    assert torch.equal(state["backbone.blocks.3.masknorm1.norm.weight"], state["backbone.blocks.3.norm1.weight"])

@@ -121,7 +121,7 @@ class FARTracker:
         crop, resize_factor = crop_around_box(image, self.state, p.search_factor, p.search_size)
         search = normalize_crop(crop, p.mean, p.std, self.device)
         slots = self.schedule.slots(self.num_stored)
-        logits, scores = self._run_network(slots, search, resize_factor)
+        logits, scores = self.run_network(slots, search, resize_factor)
         box_norm = self.decoder(logits[0], self.net.cfg.bins, self.net.cfg.range)
         box = map_box_to_image(box_norm, self.state, resize_factor, p.search_size)
         box = clip_box(box, image.shape[:2], margin=p.clip_margin)
@@ -151,7 +151,12 @@ class FARTracker:
         for index in [k for k in self.memory if 0 < k < bound]:
             del self.memory[index]
 
-    def _run_network(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
+    def run_network(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
+        """One network call with the stored templates ``slots`` and a normalised search crop.
+
+        Returns the logits (1, 4, V) and, when the newest slot's template has no keep-mask yet, its
+        token-importance scores (1, tz). Does not change the tracker state.
+        """
         net, tz = self.net, self._tz
         stored = [self.memory[k] for k in slots]
         slot_tokens = net.add_template_identity(torch.cat([s.tokens for s in stored], dim=0).unsqueeze(0))

@@ -1,0 +1,1 @@
+"""Evaluation: benchmark sequence lists, the runner, metrics per protocol, packing, plots and profiling."""
