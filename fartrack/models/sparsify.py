@@ -103,3 +103,14 @@ def keep_from_scores(scores: Tensor, num_pruned: int) -> Tensor:
         order = torch.argsort(scores, dim=-1, stable=True)
         keep.scatter_(-1, order[..., :num_pruned], False)
     return keep
+
+
+def keep_older_templates(scores: Tensor, num_pruned: int) -> Tensor:
+    """Stage-3 training keep vector over the template tokens, (B, T*tokens) bool.
+
+    ``scores`` (B, T, tokens) scores every template slot at once (the training-time rule, where templates
+    are fixed for a clip); templates 0..T-2 lose their ``num_pruned`` lowest tokens, the newest slot is kept.
+    """
+    keep = keep_from_scores(scores, num_pruned)
+    keep[:, -1] = True
+    return keep.flatten(1)
