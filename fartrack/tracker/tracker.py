@@ -92,7 +92,6 @@ class FARTracker:
         self.device = next(net.parameters()).device
         self.num_pruned = self.params.sparsify.num_pruned(cfg.template_tokens)
         self._tz = cfg.template_tokens
-        self._search_tokens = cfg.search_tokens
         self.last_logits: Optional[Tensor] = None
         self.last_keep: Optional[Tensor] = None
         self.last_slots: list[int] = []
@@ -155,7 +154,7 @@ class FARTracker:
         """One network call with the stored templates ``slots`` and a normalised search crop.
 
         Returns the logits (1, 4, V) and, when the newest slot's template has no keep-mask yet, its
-        token-importance scores (1, tz). Does not change the tracker state.
+        token-importance scores (1, tz). Changes no tracker state (it only records ``last_keep``).
         """
         net, tz = self.net, self._tz
         stored = [self.memory[k] for k in slots]
