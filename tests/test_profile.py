@@ -89,3 +89,13 @@ def test_profile_model_cli_bad_config_exits_nonzero():
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "no_such_config" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_profile_model_cli_truncated_checkpoint_names_the_file(tmp_path):
+    broken = tmp_path / "FARTrackSparse_ep0015.pth.tar"
+    broken.write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # a zip header and nothing else
+    cmd = [sys.executable, str(REPO_ROOT / "tracking" / "profile_model.py"), "--checkpoint", str(broken),
+           "--frames", "12", "--runs", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert str(broken) in result.stderr and "Traceback" not in result.stderr

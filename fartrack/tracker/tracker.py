@@ -105,6 +105,7 @@ class FARTracker:
         self.schedule = TemplateSchedule(self.num_slots, self.params.schedule, self.params.warmup)
         self.memory: dict[int, _StoredTemplate] = {0: self._make_template(image, box)}
         self.num_stored = 1
+        self._freed_below = 1  # stored indices 1 .. _freed_below-1 are already dropped
         self.frame_id = 0
         self.state = [float(v) for v in box]
         self.history = [list(self.state) for _ in range(max(self.net.cfg.prenum, 0))]
@@ -145,10 +146,14 @@ class FARTracker:
         return _StoredTemplate(self.net.embed_templates(tensor))
 
     def _forget_unreachable(self) -> None:
-        """Drop stored templates (except the first) that the schedule can never select again."""
+        """Drop stored templates (except the first) that the schedule can never select again.
+
+        The bound never decreases, so only the indices between the previous and the new bound are visited.
+        """
         bound = self.schedule.min_selectable_index(self.num_stored)
-        for index in [k for k in self.memory if 0 < k < bound]:
-            del self.memory[index]
+        for index in range(self._freed_below, bound):
+            self.memory.pop(index, None)
+        self._freed_below = max(self._freed_below, bound)
 
     def run_network(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
         """One network call with the stored templates ``slots`` and a normalised search crop.
