@@ -58,6 +58,7 @@ _TRAIN_KEYS: Tuple[Tuple[str, str, str, str], ...] = (
     ("imagenet_dir", "data", "vid", "ImageNet-VID: Annotations/ + Data/"),
     ("vasttrack_dir", "data", "vasttrack/train", "VastTrack train: <Class>/<Class>-<k>/"),
     ("synthetic_dir", "data", "synthetic", "synthetic sequences (tracking/make_synthetic.py --out)"),
+    ("custom_dir", "data", "custom", "custom sequences: <seq>/[img/]*.jpg|png + groundtruth.txt [+ absence.txt]"),
     ("lasot_lmdb_dir", "data", "lasot_lmdb", "LaSOT LMDB"),
     ("got10k_lmdb_dir", "data", "got10k_lmdb", "GOT-10k LMDB"),
     ("trackingnet_lmdb_dir", "data", "trackingnet_lmdb", "TrackingNet LMDB (seq_list.json + TRAIN_<s>_lmdb)"),

@@ -60,7 +60,8 @@ def _grid_cpu(bins: int, range_: int) -> torch.Tensor:
     offset = _offset(range_)
     step = 1.0 / bins
     values = [-offset + k * step for k in range(bins * range_)]  # python doubles, then one cast
-    return torch.tensor(values, dtype=torch.float64).to(torch.float32)
+    with torch.inference_mode(False):  # the cached tensor must stay usable in autograd (training losses)
+        return torch.tensor(values, dtype=torch.float64).to(torch.float32)
 
 
 def coordinate_grid(bins: int = 300, range_: int = 2, device=None) -> torch.Tensor:
