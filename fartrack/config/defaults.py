@@ -50,6 +50,7 @@ DATASET_NAMES: Tuple[str, ...] = (
     "VID",
     "VastTrack",
     "SYNTHETIC",
+    "CUSTOM",  # generic folder of sequences (images + groundtruth.txt) at the settings key custom_dir
 ) + tuple(f"{name}_lmdb" for name in _LMDB_CAPABLE)
 
 
@@ -145,6 +146,14 @@ SCHEMA: Schema = {
             0.0, "sequence sampler: probability of random-interval instead of sequential clips", low=0.0, high=1.0
         ),
         "MAX_INTERVAL": Key(5, "sequence sampler: max gap between clip frames in random-interval mode", low=1),
+        "SPLITS_DIR": Key(
+            "lib/train/data_specs",
+            "folder of the split files (got10k_vot_train_split.txt, lasot_train_split.txt, ...); relative to the "
+            "workspace_dir of lib/train/admin/local.py, or absolute",
+        ),
+        "SAMPLE_RETRY_LIMIT": Key(
+            100, "consecutive unusable samples (invalid crop, unreadable frame) before training stops", low=1
+        ),
         "TRAIN": {
             "DATASETS_NAME": Key(
                 ["LASOT", "GOT10K_vottrain", "COCO17", "TRACKINGNET"],
@@ -207,11 +216,29 @@ SCHEMA: Schema = {
         "GIOU_WEIGHT": Key(2.0, "weight of the SIoU box loss (reference key name)", low=0.0),
         "L1_WEIGHT": Key(0.0, "weight of the L1 loss on soft-argmax coordinates", low=0.0),
         "KL_WEIGHT": Key(0.01, "weight of the inter-exit KL loss (self-distillation, MODEL.EXITS)", low=0.0),
+        # stage-2 variants (fartrack/train/stages.py): reference = adjacent exits, no removed layers
+        "DISTILL_MODE": Key(
+            "adjacent",
+            "KL teacher of each exit: the next deeper exit ('adjacent') or the final output ('deep_to_shallow')",
+            choices=("adjacent", "deep_to_shallow"),
+        ),
+        "REMOVE_LAYERS": Key(
+            [], "cross-layer distillation baseline: 1-based layers the student skips ([] = off)", item=int, low=1
+        ),
+        # stage 3: frames per loss-pass backward (0 = a whole clip per backward, the reference)
+        "CLIP_CHUNK": Key(0, "stage-3 loss pass: frames per backward chunk (0 = whole clip)", low=0),
         "CE_SPECIAL_TOKEN_WEIGHT": Key(
             0.1, "cross-entropy class weight of the special (non-coordinate) tokens", low=0.0
         ),
         "SEED": Key(1008, "random seed (each rank adds its rank)", low=0),
         "ACCUM_STEPS": Key(1, "batches whose gradients are accumulated per optimiser step", low=1),
+        "AMP_DTYPE": Key(
+            "auto", "autocast dtype when AMP is on (auto: float16 on CUDA, bfloat16 on CPU)",
+            choices=("auto", "float16", "bfloat16"),
+        ),
+        "SAVE_EVERY_EPOCH": Key(5, "write a checkpoint every N epochs (reference: 5)", low=1),
+        "SAVE_LAST_EPOCHS": Key(5, "also write a checkpoint in each of the last N epochs (reference: 5)", low=0),
+        "TENSORBOARD": Key(False, "write TensorBoard scalars under <save_dir>/tensorboard/train/<script>/<config>"),
     },
     "TEST": {
         "TEMPLATE_FACTOR": Key(2.0, "tracker template crop side / sqrt(target area)", low=0.0),
