@@ -37,3 +37,18 @@ def training_fixtures_dir(official_dir: Path) -> Path:
     if not (path / "losses.pt").is_file():
         pytest.skip(f"reference training fixtures not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for the module's tests (the previous count is restored afterwards).
+
+    The machine is shared and the models are tiny: one thread keeps these tests fast and their timings stable.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,16 +14,14 @@ from fartrack.evaluation.datasets import load_benchmark
 from fartrack.evaluation.results import write_sequence_results
 
 from bench_layouts import make_got10k, make_lasot, make_uav
+from tiny_models import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "tracking" / "analysis_results.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("analysis_results_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "analysis_results_cli")
 
 
 def _run(argv, capsys):

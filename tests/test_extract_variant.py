@@ -5,7 +5,6 @@ The variant must reproduce the source network run at that depth exactly, in a fo
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,16 @@ from fartrack.models.checkpoint import CheckpointError, save_checkpoint
 from fartrack.models.pretrained import load_variant_network
 from fartrack.tracker.tracker import FARTracker, tracker_params_from
 from fartrack.train.stages import skip_layers
+from tiny_models import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("extract_variant", REPO / "tracking" / "extract_variant.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(REPO / "tracking" / "extract_variant.py", "extract_variant").main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -14,16 +13,14 @@ import pytest
 from fartrack.evaluation.results import write_sequence_results
 
 from bench_layouts import make_got10k, make_trackingnet_test
+from tiny_models import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "tracking" / "pack_results.py"
 
 
 def _main(argv, capsys):
-    spec = importlib.util.spec_from_file_location("pack_results_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rc = module.main([str(a) for a in argv])
+    rc = load_script(SCRIPT, "pack_results_cli").main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
 

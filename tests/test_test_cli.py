@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,28 +18,10 @@ from fartrack.config import load_config
 from fartrack.config.local_settings import LocalSettings
 from fartrack.evaluation.results import read_boxes
 from fartrack.evaluation.runner import default_checkpoint, default_results_dir, net_class_name
-from fartrack.models.build import build_network
-from fartrack.models.checkpoint import save_checkpoint
+from tiny_models import load_script, write_tiny_sparse
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tracking" / "test.py"
-
-TINY_YAML = """\
-DATA:
-  TEMPLATE: {SIZE: 32}
-  SEARCH: {SIZE: 64}
-MODEL:
-  EMBED_DIM: 32
-  NUM_HEADS: 2
-  EXTENSION: 0
-  LAYERS: 2
-  SPARSE: {ENABLED: true}
-TEST:
-  TEMPLATE_SIZE: 32
-  SEARCH_SIZE: 64
-  EPOCH: 3
-"""
-
 
 @pytest.fixture(autouse=True)
 def _keep_torch_threads():
@@ -55,20 +36,12 @@ def _keep_torch_threads():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(config YAML path, checkpoint path) of a tiny random-weight sparse model."""
-    folder = tmp_path_factory.mktemp("tiny")
-    config = folder / "tiny.yaml"
-    config.write_text(TINY_YAML)
-    net = build_network(load_config("fartrack_sparse", str(config)))
-    ckpt = save_checkpoint(folder / "FARTrackSparse_ep0003.pth.tar", net, net_type=net.net_type, epoch=3)
-    return str(config), str(ckpt)
+    return write_tiny_sparse(tmp_path_factory.mktemp("tiny"), "FARTrackSparse_ep0003.pth.tar", 3, test_epoch=3)
 
 
 @pytest.fixture(scope="module")
 def cli_main():
-    spec = importlib.util.spec_from_file_location("fartrack_test_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(SCRIPT, "fartrack_test_cli").main
 
 
 def _args(tiny, dataset, data_root, results, *extra):
@@ -250,9 +223,7 @@ def test_default_checkpoint_used_when_absent(tmp_path, capsys, monkeypatch):
 
     write_local_settings(root, tmp_path / "data", tmp_path / "out", repo_root=root)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its own root on sys.path
-    spec = importlib.util.spec_from_file_location("fartrack_test_cli_private", root / "tracking" / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(root / "tracking" / "test.py", "fartrack_test_cli_private")
     assert module.main(["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "otb"]) == 2
     expected = tmp_path / "out/checkpoints/train/fartrack_sparse/fartrack_sparse_224_full/FARTrackSparse_ep0015.pth.tar"
     assert f"checkpoint {expected} not found (the TEST.EPOCH = 15" in capsys.readouterr().err

@@ -5,7 +5,6 @@ used by the other training test files (tiny datasets, tiny YAML configs, running
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from tiny_models import load_script
 from train_layouts import write_coco, write_got10k, write_lasot, write_settings, write_split_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,10 +116,7 @@ def run_cli(args: List[str], timeout: float = 240, env: Optional[Dict[str, str]]
 
 def load_train_main():
     """``tracking/train.py``'s ``main`` imported in-process (faster than a subprocess for error paths)."""
-    spec = importlib.util.spec_from_file_location("fartrack_train_cli", TRAIN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(TRAIN_PY, "fartrack_train_cli").main
 
 
 def last_line(text: str) -> str:
@@ -137,14 +134,6 @@ def run_folder(save_dir: Path, script: str, config: Path) -> Path:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     return make_workspace(tmp_path_factory.mktemp("cli_ws"))
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_cli_trains_stage1_and_writes_only_expected_files(ws, tmp_path):
@@ -175,7 +164,7 @@ def test_set_override_typo_names_the_key(ws, tmp_path, capsys):
     assert code != 0 and "TRAIN.EPOCHS" in last_line(capsys.readouterr().err)
 
 
-def test_missing_dataset_root_names_the_setting(ws, tmp_path, capsys, one_thread):
+def test_missing_dataset_root_names_the_setting(ws, tmp_path, capsys, one_torch_thread):
     data = tmp_path / "empty_data"
     data.mkdir()
     write_settings(tmp_path / "repo", data)  # every dataset root points into an empty folder
@@ -188,7 +177,7 @@ def test_missing_dataset_root_names_the_setting(ws, tmp_path, capsys, one_thread
     assert "got10k_dir" in line and str(data / "got10k" / "train") in line, line
 
 
-def test_missing_pretrain_pth_stops_before_any_work(ws, tmp_path, capsys, one_thread):
+def test_missing_pretrain_pth_stops_before_any_work(ws, tmp_path, capsys, one_torch_thread):
     config = write_config(tmp_path / "d.yaml", "fartrack_distill", ws, **{"MODEL.PRETRAIN_PTH": "nowhere/FARTrack_ep0002.pth.tar"})
     code = load_train_main()(cli_args("fartrack_distill", config, tmp_path / "out", ws))
     line = last_line(capsys.readouterr().err)
@@ -197,7 +186,7 @@ def test_missing_pretrain_pth_stops_before_any_work(ws, tmp_path, capsys, one_th
     assert not run_folder(tmp_path / "out", "fartrack_distill", config).exists()
 
 
-def test_bad_groundtruth_line_names_file_and_line(tmp_path, capsys, one_thread):
+def test_bad_groundtruth_line_names_file_and_line(tmp_path, capsys, one_torch_thread):
     ws = make_workspace(tmp_path / "ws", frames=30)
     gt = ws["data"] / "got10k" / "train" / "GOT-10k_Train_000001" / "groundtruth.txt"
     lines = gt.read_text().splitlines()
@@ -219,7 +208,7 @@ def _corrupt_frames(seq_dir: Path) -> List[Path]:
     return frames
 
 
-def test_corrupt_frames_are_skipped_and_reported(tmp_path, capsys, one_thread):
+def test_corrupt_frames_are_skipped_and_reported(tmp_path, capsys, one_torch_thread):
     ws = make_workspace(tmp_path / "ws", frames=30)
     bad_seq = ws["data"] / "got10k" / "train" / "GOT-10k_Train_000001"
     _corrupt_frames(bad_seq)

@@ -51,14 +51,11 @@ class FixedBatch:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
+def chain(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("stages")
     ws = make_workspace(root / "ws")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield {"root": root, "ws": ws, "save_dir": root / "out", "settings": load_train_settings(ws["settings_root"]),
-           "ckpt": {}, "losses": {}}
-    torch.set_num_threads(before)
+    return {"root": root, "ws": ws, "save_dir": root / "out", "settings": load_train_settings(ws["settings_root"]),
+            "ckpt": {}, "losses": {}}
 
 
 def _cfg(chain, script, name, **overrides):

@@ -118,13 +118,7 @@ class FakeLoader:
             yield batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The machine is shared: one intra-op thread keeps these small models fast and timings stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(cfg, tmp_path, stage=None, loader=None, resume=None, name="tiny", stream=None, before_fit=None):

@@ -3,54 +3,29 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from fartrack.config import load_config
 from fartrack.data.synthetic import moving_box_sequence
 from fartrack.evaluation.video import FrameSource, format_box_csv
-from fartrack.models.build import build_network
-from fartrack.models.checkpoint import save_checkpoint
+from tiny_models import load_script, write_tiny_sparse
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_YAML = """\
-DATA:
-  TEMPLATE: {SIZE: 32}
-  SEARCH: {SIZE: 64}
-MODEL:
-  EMBED_DIM: 32
-  NUM_HEADS: 2
-  EXTENSION: 0
-  LAYERS: 2
-  SPARSE: {ENABLED: true}
-TEST:
-  TEMPLATE_SIZE: 32
-  SEARCH_SIZE: 64
-"""
 HEIGHT, WIDTH, FRAMES = 96, 128, 60
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_demo")
-    config = folder / "tiny.yaml"
-    config.write_text(TINY_YAML)
-    net = build_network(load_config("fartrack_sparse", str(config)))
-    ckpt = save_checkpoint(folder / "tiny.pth.tar", net, net_type=net.net_type, epoch=1)
-    return str(config), str(ckpt)
+    return write_tiny_sparse(tmp_path_factory.mktemp("tiny_demo"), "tiny.pth.tar", 1)
 
 
 @pytest.fixture(scope="module")
 def demo_main():
-    spec = importlib.util.spec_from_file_location("fartrack_video_demo", REPO / "tracking" / "video_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(REPO / "tracking" / "video_demo.py", "fartrack_video_demo").main
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -83,6 +83,34 @@ def _flags(num_frames: int, frames: Optional[Iterable[int]]) -> np.ndarray:
     return out
 
 
+def _write_sequence(
+    frame_path: Callable[[int], Path],
+    gt_path: Optional[Path],
+    num_frames: int,
+    size: Tuple[int, int],
+    seed: int,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Generate one sequence, write frame ``f`` (0-based) to ``frame_path(f)`` and, when ``gt_path`` is
+    given, the boxes there (one comma-separated line per frame; parent folders are created). Returns
+    ``(frames, boxes)`` as :func:`frames_and_boxes` does."""
+    frames, boxes = frames_and_boxes(num_frames, size, seed)
+    for f, frame in enumerate(frames):
+        write_jpeg(frame_path(f), frame)
+    if gt_path is not None:
+        gt_path.parent.mkdir(parents=True, exist_ok=True)
+        gt_path.write_text(_box_lines(boxes))
+    return frames, boxes
+
+
+def _class_sequences(classes: Sequence[str], per_class: int) -> Iterator[Tuple[int, str, str]]:
+    """``(running index, class, sequence name "class-k")`` for ``k = 1..per_class`` of every class."""
+    n = 0
+    for cls in classes:
+        for k in range(1, per_class + 1):
+            yield n, cls, f"{cls}-{k}"
+            n += 1
+
+
 def write_got10k(
     root: Path,
     num_sequences: int = 3,
@@ -106,10 +134,7 @@ def write_got10k(
         name = f"{prefix}_{i + 1:06d}"
         names.append(name)
         seq = root / name
-        frames, boxes = frames_and_boxes(num_frames, size, seed + i)
-        for f, frame in enumerate(frames):
-            write_jpeg(seq / f"{f + 1:08d}.jpg", frame)
-        (seq / "groundtruth.txt").write_text(_box_lines(boxes))
+        _write_sequence(lambda f: seq / f"{f + 1:08d}.jpg", seq / "groundtruth.txt", num_frames, size, seed + i)
         absence = _flags(num_frames, (absent or {}).get(i))
         (seq / "absence.label").write_text("".join(f"{v}\n" for v in absence))
         covered = _flags(num_frames, (cover0 or {}).get(i))
@@ -142,22 +167,16 @@ def write_lasot(
     """
     root = Path(root)
     names = []
-    n = 0
-    for cls in classes:
-        for k in range(1, per_class + 1):
-            name = f"{cls}-{k}"
-            names.append(name)
-            seq = root / cls / name
-            frames, boxes = frames_and_boxes(num_frames, size, seed + n)
-            n += 1
-            for f, frame in enumerate(frames):
-                write_jpeg(seq / "img" / f"{f + 1:08d}.jpg", frame)
-            (seq / "groundtruth.txt").write_text(_box_lines(boxes))
-            occ = _flags(num_frames, (occluded or {}).get(name))
-            oov = _flags(num_frames, (out_of_view or {}).get(name))
-            (seq / "full_occlusion.txt").write_text(",".join(str(v) for v in occ) + "\n")
-            (seq / "out_of_view.txt").write_text(",".join(str(v) for v in oov) + "\n")
-            (seq / "nlp.txt").write_text(f"the {cls}\n")
+    for n, cls, name in _class_sequences(classes, per_class):
+        names.append(name)
+        seq = root / cls / name
+        _write_sequence(lambda f: seq / "img" / f"{f + 1:08d}.jpg", seq / "groundtruth.txt", num_frames, size,
+                        seed + n)
+        occ = _flags(num_frames, (occluded or {}).get(name))
+        oov = _flags(num_frames, (out_of_view or {}).get(name))
+        (seq / "full_occlusion.txt").write_text(",".join(str(v) for v in occ) + "\n")
+        (seq / "out_of_view.txt").write_text(",".join(str(v) for v in oov) + "\n")
+        (seq / "nlp.txt").write_text(f"the {cls}\n")
     return names
 
 
@@ -177,13 +196,10 @@ def write_trackingnet(
     for s, count in sorted(videos_per_set.items()):
         for v in range(count):
             video = f"vid{s}_{v:03d}"
-            frames, boxes = frames_and_boxes(num_frames, size, seed + n)
+            folder = root / f"TRAIN_{s}"
+            _write_sequence(lambda f: folder / "frames" / video / f"{f}.jpg", folder / "anno" / f"{video}.txt",
+                            num_frames, size, seed + n)
             n += 1
-            for f, frame in enumerate(frames):
-                write_jpeg(root / f"TRAIN_{s}" / "frames" / video / f"{f}.jpg", frame)
-            anno = root / f"TRAIN_{s}" / "anno" / f"{video}.txt"
-            anno.parent.mkdir(parents=True, exist_ok=True)
-            anno.write_text(_box_lines(boxes))
             out.append((s, video))
     return out
 
@@ -250,17 +266,11 @@ def write_vasttrack(
     """VastTrack ``<Class>/<Class>-<k>/{imgs/%05d.jpg, Groundtruth.txt}``; returns the sequence names."""
     root = Path(root)
     names = []
-    n = 0
-    for cls in classes:
-        for k in range(1, per_class + 1):
-            name = f"{cls}-{k}"
-            names.append(name)
-            seq = root / cls / name
-            frames, boxes = frames_and_boxes(num_frames, size, seed + n)
-            n += 1
-            for f, frame in enumerate(frames):
-                write_jpeg(seq / "imgs" / f"{f + 1:05d}.jpg", frame)
-            (seq / "Groundtruth.txt").write_text(_box_lines(boxes))
+    for n, cls, name in _class_sequences(classes, per_class):
+        names.append(name)
+        seq = root / cls / name
+        _write_sequence(lambda f: seq / "imgs" / f"{f + 1:05d}.jpg", seq / "Groundtruth.txt", num_frames, size,
+                        seed + n)
     return names
 
 
@@ -285,10 +295,10 @@ def write_vid(
     for i in range(num_videos):
         video = f"ILSVRC2015_train_{i:08d}"
         names.append(video)
-        frames, boxes = frames_and_boxes(num_frames, size, seed + i)
+        _, boxes = _write_sequence(lambda f: root / "Data" / "VID" / "train" / set_name / video / f"{f:06d}.JPEG",
+                                   None, num_frames, size, seed + i)
         occ = set((occluded or {}).get(i, ()))
-        for f, frame in enumerate(frames):
-            write_jpeg(root / "Data" / "VID" / "train" / set_name / video / f"{f:06d}.JPEG", frame)
+        for f in range(num_frames):
             x, y, w, h = (int(round(v)) for v in boxes[f])
             xml = (
                 f"<annotation><folder>{set_name}/{video}</folder><filename>{f:06d}</filename>"
@@ -321,11 +331,8 @@ def write_custom(
         name = f"seq{i:02d}"
         names.append(name)
         seq = root / name
-        frames, boxes = frames_and_boxes(num_frames, size, seed + i)
         img_dir = seq / image_subdir if image_subdir else seq
-        for f, frame in enumerate(frames):
-            write_jpeg(img_dir / f"{f:06d}.jpg", frame)
-        (seq / "groundtruth.txt").write_text(_box_lines(boxes))
+        _write_sequence(lambda f: img_dir / f"{f:06d}.jpg", seq / "groundtruth.txt", num_frames, size, seed + i)
         if absent and i in absent:
             flags = _flags(num_frames, absent[i])
             (seq / "absence.txt").write_text("".join(f"{v}\n" for v in flags))

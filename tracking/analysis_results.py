@@ -22,6 +22,7 @@ from fartrack.config.local_settings import LocalSettingsError  # noqa: E402
 from fartrack.evaluation.analysis import (  # noqa: E402
     PROTOCOL_ALIASES, PROTOCOLS, AnalysisError, analyse, format_table, resolve_protocol, write_json)
 from fartrack.evaluation.datasets import BENCHMARKS, DatasetError, load_benchmark  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,8 +43,7 @@ def main(argv=None) -> int:
         sequences = load_benchmark(args.dataset, args.data_root)
         reports = analyse([args.results_dir] + list(args.compare), sequences, args.dataset, protocol, args.names)
     except (AnalysisError, DatasetError, LocalSettingsError, ValueError, OSError) as err:
-        print(f"analysis_results: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("analysis_results", err)
     for report in reports:
         for note in report.warnings:
             print(f"analysis_results: warning: {note}", file=sys.stderr)
@@ -57,8 +57,7 @@ def main(argv=None) -> int:
             for path in plot_reports(reports, args.plot):
                 print(f"wrote {path}")
     except (OSError, ValueError) as err:
-        print(f"analysis_results: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("analysis_results", err)
     return 0
 
 

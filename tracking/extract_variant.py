@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 from fartrack.config import BASE_DEPTH  # noqa: E402
 from fartrack.models.checkpoint import CheckpointError, extract_state_dict, read_checkpoint, save_checkpoint  # noqa: E402
 from fartrack.models.pretrained import variant_state_dict  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 
 _LAYER_KEY = re.compile(r"^backbone\.(blocks|extension)\.(\d+)\.")
 
@@ -76,8 +77,7 @@ def main(argv=None) -> int:
             extra={"layers": len(kept), "kept_layers": kept, "source": str(args.checkpoint)},
         )
     except (CheckpointError, ValueError, OSError) as err:
-        print(f"extract_variant: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("extract_variant", err)
     print(f"wrote {out}: {len(kept)} layers (source layers {kept}) from {args.checkpoint}")
     return 0
 

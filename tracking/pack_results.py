@@ -19,6 +19,7 @@ import argparse  # noqa: E402
 from fartrack.config.local_settings import LocalSettingsError  # noqa: E402
 from fartrack.evaluation.datasets import DatasetError, load_benchmark  # noqa: E402
 from fartrack.evaluation.packing import SERVERS, PackError, pack_results  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -36,8 +37,7 @@ def main(argv=None) -> int:
         counts = {seq.name: len(seq.frames) for seq in sequences}
         out = pack_results(args.server, args.results_dir, counts, args.out, overwrite=args.force)
     except (PackError, DatasetError, LocalSettingsError, ValueError, OSError) as err:
-        print(f"pack_results: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("pack_results", err)
     print(f"wrote {out} ({len(counts)} sequences, {args.server} layout)")
     return 0
 

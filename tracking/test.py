@@ -25,6 +25,7 @@ from fartrack.config import (  # noqa: E402
     load_test_settings,
 )
 from fartrack.evaluation.datasets import BENCHMARKS, DatasetError  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 
 PROG = "test.py"
 SERVER_SCORED = {"got10k_test": "got10k", "trackingnet": "trackingnet"}  # benchmark -> pack_results.py server
@@ -112,9 +113,7 @@ def main(argv=None) -> int:
         return 130
     except (ConfigError, LocalSettingsError, DatasetError, CheckpointError, ValueError, OSError,
             NotImplementedError, ImportError) as err:
-        message = " | ".join(str(err).splitlines())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+        return report_error(PROG, err, one_line=True)
     print(summary.text())
     if not summary.failed:
         if args.dataset in SERVER_SCORED:

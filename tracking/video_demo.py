@@ -17,6 +17,7 @@ if REPO_ROOT not in sys.path:
 import argparse  # noqa: E402
 
 from fartrack.config import ConfigError, load_config  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 
 PROG = "video_demo.py"
 
@@ -66,9 +67,7 @@ def main(argv=None) -> int:
         return 130
     except (ConfigError, CheckpointError, FrameReadError, ValueError, OSError, NotImplementedError,
             ImportError) as err:
-        message = " | ".join(str(err).splitlines())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+        return report_error(PROG, err, one_line=True)
     if args.show and not report["shown"]:
         print(f"{PROG}: note: --show ignored, no display (or an OpenCV build without GUI); the video is written",
               file=sys.stderr)

@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence as Seq, Union
 import numpy as np
 
 from fartrack.evaluation import metrics
-from fartrack.evaluation.results import ResultsError, boxes_path, check_box_sizes, read_boxes, read_times, times_path
+from fartrack.evaluation.results import (ResultsError, boxes_path, check_box_sizes, read_boxes, read_times,
+                                         summarize_problems, times_path)
 from fartrack.utils.io import atomic_write_text
 
 PathLike = Union[str, os.PathLike]
@@ -39,7 +40,6 @@ USES_VISIBILITY = frozenset({"lasot", "lasot_extension_subset", "vasttrack"})
 SCORE_KEYS = {"got10k": ("AO", "SR50", "SR75"), "pytracking": ("AUC", "OP50", "OP75", "P", "NP"),
               "lasot_toolkit": ("AUC", "OP50", "OP75", "P", "NP"),
               "trackingnet": ("AUC", "P", "NP", "P_at_20px")}
-_MAX_LISTED = 8
 
 
 class AnalysisError(ValueError):
@@ -85,11 +85,6 @@ def default_tracker_name(results_dir: PathLike, dataset: str) -> str:
     return path.name
 
 
-def _listing(names: Seq[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
-
-
 def load_results(results_dir: PathLike, sequences: Seq, *, allow_longer: bool = True):
     """Read the boxes (and times, when present) of every sequence from ``results_dir``.
 
@@ -128,13 +123,8 @@ def load_results(results_dir: PathLike, sequences: Seq, *, allow_longer: bool = 
             warnings.append(f"{exc}; FPS not reported")
             times[seq.name] = None
     if missing or errors:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of {len(sequences)} sequences have no result file in {results_dir} "
-                         f"({_listing(missing)})")
-        if errors:
-            parts.append(errors[0] + (f" (and {len(errors) - 1} more bad result files)" if len(errors) > 1 else ""))
-        raise AnalysisError("; ".join(parts))
+        raise AnalysisError(summarize_problems(missing, len(sequences), errors, lacking="result file",
+                                               results_dir=results_dir))
     return boxes, times, warnings
 
 

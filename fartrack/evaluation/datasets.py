@@ -148,6 +148,13 @@ def _error(name: str, message: str) -> DatasetError:
     return DatasetError(f"{message} (benchmark {name!r} expects {LAYOUTS[name]})")
 
 
+def _required_box_file(gt_file: Path, name: str) -> np.ndarray:
+    """The boxes of ``gt_file`` (see :func:`read_box_file`); a missing file is named with the expected layout."""
+    if not gt_file.is_file():
+        raise _error(name, f"ground-truth file {gt_file} not found")
+    return read_box_file(gt_file, dataset=name)
+
+
 def read_box_file(path: PathLike, *, allow_nan: bool = False, dataset: Optional[str] = None) -> np.ndarray:
     """Read a GT box file (one ``x,y,w,h`` row per line; comma, tab, space or semicolon separated).
 
@@ -290,9 +297,7 @@ def _read_got10k(root: Path, name: str, seq: str) -> Sequence:
     folder = _got10k_split(root, name) / seq
     frames = _all_frames(folder, name)
     gt_file = folder / "groundtruth.txt"
-    if not gt_file.is_file():
-        raise _error(name, f"ground-truth file {gt_file} not found")
-    gt = read_box_file(gt_file, dataset=name)
+    gt = _required_box_file(gt_file, name)
     n = len(frames)
     meta: Dict[str, Any] = {}
     visible = None
@@ -340,10 +345,7 @@ def _list_class_layout(root: Path, name: str) -> List[str]:
 
 def _read_lasot(root: Path, name: str, seq: str) -> Sequence:
     folder = root / _class_of(seq) / seq
-    gt_file = folder / "groundtruth.txt"
-    if not gt_file.is_file():
-        raise _error(name, f"ground-truth file {gt_file} not found")
-    gt = read_box_file(gt_file, dataset=name)
+    gt = _required_box_file(folder / "groundtruth.txt", name)
     n = len(gt)
     frames = _frame_range(folder / "img", 1, n, name, 8)
     meta: Dict[str, Any] = {"object_class": _class_of(seq)}
@@ -361,10 +363,7 @@ def _read_lasot(root: Path, name: str, seq: str) -> Sequence:
 
 def _read_vasttrack(root: Path, name: str, seq: str) -> Sequence:
     folder = root / _class_of(seq) / seq
-    gt_file = folder / "Groundtruth.txt"
-    if not gt_file.is_file():
-        raise _error(name, f"ground-truth file {gt_file} not found")
-    gt = read_box_file(gt_file, dataset=name)
+    gt = _required_box_file(folder / "Groundtruth.txt", name)
     frames = _frame_range(folder / "imgs", 1, len(gt), name, 5)
     visible = np.any(gt != 0, axis=1)
     return Sequence(seq, name, frames, gt, visible, {"object_class": _class_of(seq)})

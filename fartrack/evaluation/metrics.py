@@ -273,14 +273,23 @@ def otb_pytracking_sequence(pred: np.ndarray, gt: np.ndarray, dataset: str,
     if np.isnan(overlap).any():
         raise ValueError(f"{name}: NaN overlap (degenerate boxes)")
 
-    n = float(len(gt))
+    scores = _threshold_curves(name, overlap, err, err_norm, len(gt))
+    scores.extra["avg_overlap_valid"] = float(np.mean(overlap[valid])) if valid.any() else float("nan")
+    return scores
+
+
+def _threshold_curves(name: str, overlap: np.ndarray, err: np.ndarray, err_norm: np.ndarray,
+                      num_frames: int) -> SequenceScores:
+    """Success (IoU above each of 21 thresholds), precision and normalised-precision curves of per-frame
+    ``overlap`` / ``err`` / ``err_norm``, each count divided by ``num_frames`` (more than the rows given where
+    the LaSOT toolkit has dropped absent frames from the counts)."""
+    n = float(num_frames)
     return SequenceScores(
         name=name,
         success=np.sum(overlap[:, None] > IOU_THRESHOLDS_21[None, :], axis=0) / n,
         precision=np.sum(err[:, None] <= PIXEL_THRESHOLDS[None, :], axis=0) / n,
         norm_precision=np.sum(err_norm[:, None] <= NORM_THRESHOLDS[None, :], axis=0) / n,
-        num_frames=len(gt),
-        extra={"avg_overlap_valid": float(np.mean(overlap[valid])) if valid.any() else float("nan")},
+        num_frames=num_frames,
     )
 
 
@@ -348,15 +357,8 @@ def lasot_toolkit_sequence(pred: np.ndarray, gt: np.ndarray, absent: Optional[np
         if len(present) != len(gt):
             raise ValueError(f"{name}: absent labels have {len(present)} rows, ground truth {len(gt)}")
     overlap, err, err_norm = overlap[present], err[present], err_norm[present]
-    n = float(len(gt))
     with np.errstate(invalid="ignore"):
-        return SequenceScores(
-            name=name,
-            success=np.sum(overlap[:, None] > IOU_THRESHOLDS_21[None, :], axis=0) / n,
-            precision=np.sum(err[:, None] <= PIXEL_THRESHOLDS[None, :], axis=0) / n,
-            norm_precision=np.sum(err_norm[:, None] <= NORM_THRESHOLDS[None, :], axis=0) / n,
-            num_frames=len(gt),
-        )
+        return _threshold_curves(name, overlap, err, err_norm, len(gt))
 
 
 def _mean_nonzero_curves(curves: List[np.ndarray]) -> np.ndarray:

@@ -18,23 +18,17 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Union
 
 from fartrack.evaluation.results import (ResultsError, boxes_path, check_box_sizes, format_boxes, format_times,
-                                         read_boxes, read_times, times_path)
+                                         read_boxes, read_times, summarize_problems, times_path)
 from fartrack.utils.io import atomic_write_bytes
 
 PathLike = Union[str, os.PathLike]
 
 SERVERS = {"got10k": "got10k_test", "trackingnet": "trackingnet"}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry time: the same results give byte-identical archives
-_MAX_LISTED = 8
 
 
 class PackError(ValueError):
     """Results are not ready for submission, or the archive cannot be written; names the file and line."""
-
-
-def _listing(names: List[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
 def validate_results(results_dir: PathLike, frame_counts: Mapping[str, int], *, need_times: bool) -> Dict[str, str]:
@@ -69,13 +63,8 @@ def validate_results(results_dir: PathLike, frame_counts: Mapping[str, int], *, 
         except ResultsError as exc:
             errors.append(str(exc))
     if missing or errors:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of {len(frame_counts)} sequences have no complete result in "
-                         f"{results_dir} ({_listing(missing)})")
-        if errors:
-            parts.append(errors[0] + (f" (and {len(errors) - 1} more bad result files)" if len(errors) > 1 else ""))
-        raise PackError("; ".join(parts))
+        raise PackError(summarize_problems(missing, len(frame_counts), errors, lacking="complete result",
+                                           results_dir=results_dir))
     return contents
 
 

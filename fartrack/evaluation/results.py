@@ -11,7 +11,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from fartrack.utils.io import atomic_write_text
 PathLike = Union[str, os.PathLike]
 
 _SEPARATORS = re.compile(r"[,\t ;]+")
+_MAX_LISTED = 8  # names a problem summary lists before '... and N more'
 
 
 class ResultsError(ValueError):
@@ -153,3 +154,21 @@ def read_times(path: PathLike) -> np.ndarray:
     rows = _parse_rows(Path(path), None)
     times = np.asarray(rows, dtype=np.float64)
     return times[:, 0] if times.shape[1] == 1 else times
+
+
+def summarize_problems(missing: Sequence[str], total: int, errors: Sequence[str], *, lacking: str,
+                       results_dir: PathLike) -> str:
+    """One message for the problems of a results folder, ``""`` when there are none.
+
+    ``missing`` names the sequences (of ``total``) that have no ``lacking`` in ``results_dir``; the first eight
+    are listed. ``errors`` are messages about bad result files; the first is quoted and the others counted.
+    """
+    parts = []
+    if missing:
+        shown = ", ".join(missing[:_MAX_LISTED])
+        if len(missing) > _MAX_LISTED:
+            shown += f", ... and {len(missing) - _MAX_LISTED} more"
+        parts.append(f"{len(missing)} of {total} sequences have no {lacking} in {results_dir} ({shown})")
+    if errors:
+        parts.append(errors[0] + (f" (and {len(errors) - 1} more bad result files)" if len(errors) > 1 else ""))
+    return "; ".join(parts)

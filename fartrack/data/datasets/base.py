@@ -18,12 +18,41 @@ import numpy as np
 
 from fartrack.data.image_io import DatasetError, FrameReadError, decode_image, read_bytes
 
-__all__ = ["FileStore", "SequenceInfo", "TrackingDataset"]
+__all__ = ["FileStore", "SequenceInfo", "Store", "TrackingDataset"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class FileStore:
+class Store:
+    """What every store offers on top of its own ``describe`` and ``read_bytes``: text and decoded images."""
+
+    def describe(self, key: str) -> str:
+        """Where ``key`` lives (for messages)."""
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        """Bytes of ``key``; :class:`DatasetError` names it when missing."""
+        raise NotImplementedError
+
+    def read_text(self, key: str) -> str:
+        """UTF-8 text of ``key`` (a leading BOM is dropped); :class:`DatasetError` when it is not UTF-8."""
+        data = self.read_bytes(key)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{self.describe(key)} is not UTF-8 text: {exc}") from exc
+
+    def read_image(self, key: str) -> np.ndarray:
+        """``H x W x 3`` uint8 RGB image of ``key``; :class:`FrameReadError` names it when missing or
+        undecodable."""
+        try:
+            data = self.read_bytes(key)
+        except DatasetError as exc:
+            raise FrameReadError(str(exc)) from exc
+        return decode_image(data, self.describe(key))
+
+
+class FileStore(Store):
     """Files under a root folder, addressed by ``/``-separated keys relative to it."""
 
     def __init__(self, root: PathLike):
@@ -40,22 +69,6 @@ class FileStore:
     def read_bytes(self, key: str) -> bytes:
         """Bytes of ``key``; :class:`DatasetError` names the file when missing."""
         return read_bytes(self.root / key)
-
-    def read_text(self, key: str) -> str:
-        """UTF-8 text of ``key``."""
-        data = self.read_bytes(key)
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{self.describe(key)} is not UTF-8 text: {exc}") from exc
-
-    def read_image(self, key: str) -> np.ndarray:
-        """``H x W x 3`` uint8 RGB image of ``key``; :class:`FrameReadError` names the file on failure."""
-        try:
-            data = self.read_bytes(key)
-        except DatasetError as exc:
-            raise FrameReadError(str(exc)) from exc
-        return decode_image(data, self.describe(key))
 
 
 @dataclass

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Dict, Tuple
 
-import numpy as np
-
-from fartrack.data.image_io import DatasetError, FrameReadError, decode_image
+from fartrack.data.datasets.base import PathLike, Store
+from fartrack.data.image_io import DatasetError
 
 __all__ = ["LmdbStore"]
 
@@ -30,10 +29,8 @@ def _open_env(path: Path):
         _ENVS[key] = env
     return env
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-
-class LmdbStore:
+class LmdbStore(Store):
     """Keys of one LMDB environment, with an optional key prefix (e.g. ``train/`` for GOT-10k)."""
 
     def __init__(self, path: PathLike, prefix: str = ""):
@@ -75,18 +72,3 @@ class LmdbStore:
         if value is None:
             raise DatasetError(f"key not found in LMDB: {self.describe(key)}")
         return value
-
-    def read_text(self, key: str) -> str:
-        """Value of ``key`` as UTF-8 text."""
-        try:
-            return self.read_bytes(key).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{self.describe(key)} is not UTF-8 text: {exc}") from exc
-
-    def read_image(self, key: str) -> np.ndarray:
-        """Decoded ``H x W x 3`` uint8 RGB image of ``key``."""
-        try:
-            data = self.read_bytes(key)
-        except DatasetError as exc:
-            raise FrameReadError(str(exc)) from exc
-        return decode_image(data, self.describe(key))
