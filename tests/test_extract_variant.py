@@ -17,6 +17,7 @@ from fartrack.models.checkpoint import CheckpointError, save_checkpoint
 from fartrack.models.pretrained import load_variant_network
 from fartrack.tracker.tracker import FARTracker, tracker_params_from
 from fartrack.train.stages import skip_layers
+from fartrack.tracker.build import build_tracker
 from tiny_models import load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +82,9 @@ def test_variant_tracks_like_the_source_at_that_depth(cfg, distilled, tmp_path):
     assert _cli()(["--checkpoint", str(path), "--layers", "6", "--out", str(out)]) == 0
     frames, boxes = moving_box_sequence(6, 96, 128, seed=2)
     source = FARTracker(net, tracker_params_from(cfg, depth=6))
-    variant = FARTracker(load_variant_network(cfg, out), tracker_params_from(cfg, depth=6))
+    # the path test.py / video_demo.py take: the depth comes from the variant file itself
+    variant = build_tracker(cfg, out, device="cpu", backend="torch")
+    assert variant.net.cfg.depth == 6
     for tracker in (source, variant):
         tracker.initialize(frames[0], boxes[0])
     for frame in frames[1:]:

@@ -78,7 +78,9 @@ def test_profile_model_cli_writes_json(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report["layers"] == 6 and report["threads"] == 1 and report["mode"] == "removed"
+    assert report["layers"] == 6 and report["threads"] == 1 and report["mode"] == "fast"
+    assert report["backend"] == "onnxruntime"  # the default (auto) on a CPU with onnxruntime installed
+    assert report["macs_executed"] < report["macs"]["reference_dense_thop"] + report["macs"]["ours_inference_full"]
     assert abs(report["params"] / 1e6 - 2.81) < 0.01
     assert report["latency_ms"]["median"] > 0 and report["tracker_fps"] > 0
     assert "params (thop rule): 2.817 M" in result.stdout
@@ -99,3 +101,17 @@ def test_profile_model_cli_truncated_checkpoint_names_the_file(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert str(broken) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_executed_macs_per_path(sparse_net):
+    from fartrack.evaluation.profile import executed_macs
+
+    masked = executed_macs(sparse_net, 6, "masked", 37)
+    removed = executed_macs(sparse_net, 6, "removed", 37)
+    fast = executed_macs(sparse_net, 6, "fast", 37)
+    full_445 = count_macs(sparse_net, 445, {112: 1, 224: 1}, 6).full
+    assert masked == full_445  # masks save nothing
+    assert fast < removed < masked
+    # the fast path's last layer keeps keys/values of all 397 tokens: more than 5 of 6 full layers
+    five_layers = count_macs(sparse_net, 397, {112: 1, 224: 1}, 5).full
+    assert five_layers < fast

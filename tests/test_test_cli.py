@@ -197,6 +197,14 @@ def test_killed_run_resumes_to_identical_results(tmp_path, tiny, cli_main, capsy
     for path in (tmp_path / "whole").glob("GOT-10k_*[0-9].txt"):
         assert (results / path.name).read_bytes() == path.read_bytes(), path.name
     assert not [p for p in results.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    from fartrack.evaluation.analysis import analyse
+    from fartrack.evaluation.datasets import load_benchmark
+
+    sequences = load_benchmark("got10k_val", data)
+    whole, resumed = analyse([tmp_path / "whole", results], sequences, "got10k_val")
+    assert whole.scores and resumed.scores.keys() == whole.scores.keys()
+    for key, value in whole.scores.items():  # same AO / SR / curves as the uninterrupted run
+        np.testing.assert_array_equal(np.asarray(resumed.scores[key], dtype=object), np.asarray(value, dtype=object))
 
 
 def test_default_paths(tmp_path):

@@ -58,7 +58,10 @@ def _run(tracker, frames, init_box, record):
     return np.array(boxes)
 
 
-CASES = [(run, mode) for run in sorted(RUNS) if RUNS[run][1] for mode in ("masked", "removed")] + [("stage1_d15", "dense")]
+CASES = [(run, mode) for run in sorted(RUNS) if RUNS[run][1] for mode in ("masked", "removed", "fast")] + [
+    ("stage1_d15", "dense"),
+    ("stage1_d15", "fast"),
+]
 
 
 @pytest.mark.parametrize("run,mode", CASES)
@@ -68,13 +71,15 @@ def test_tracker_matches_reference(official_dir, sequence, expected, trace, run,
     params = TrackerParams(decode=decode, depth=depth, mode=mode)
     tracker = FARTracker(net, params)
     frames, init_box = sequence
-    logits, slots, keeps = [], [], []
+    logits, slots, keeps, new_masks = [], [], [], []
 
     def record(t):
         logits.append(t.last_logits[0].clone())
         slots.append(list(t.last_slots))
         if mode == "masked":
             keeps.append(t.last_keep[0].clone())
+        if sparse:  # the mask this frame computed for its newest template
+            new_masks.append(t.memory[t.last_slots[-1]].keep.clone())
 
     boxes = _run(tracker, frames, init_box, record)
     reference = np.array(expected[run]["boxes_xywh"], dtype=np.float64)
@@ -93,6 +98,8 @@ def test_tracker_matches_reference(official_dir, sequence, expected, trace, run,
         assert errors.max() <= 1e-4
     if mode == "masked":
         assert torch.equal(torch.stack(keeps), torch.from_numpy(trace[f"{run}/keep"]))
+    if sparse:  # every keep-mask equals the reference's (keep_out[:, 0] is its 25 %-pruned mask)
+        assert torch.equal(torch.stack(new_masks), torch.from_numpy(trace[f"{run}/keep_out"][:, 0]))
 
 
 def test_memory_is_bounded(official_dir, sequence):

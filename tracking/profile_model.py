@@ -1,8 +1,10 @@
 """Profile a FARTrack model: params, MACs, model-only latency and end-to-end tracker FPS.
 
     python tracking/profile_model.py --script fartrack_sparse --config fartrack_sparse_224_full [--layers 6] [--json OUT]
+        [--backend auto|torch|onnxruntime] [--mode auto|fast|masked|removed|dense] [--threads N]
 
-Without --checkpoint the weights are random (speed and size do not depend on them).
+Without --checkpoint the weights are random (speed and size do not depend on them). The default is the
+fastest exact path: the fast network, run by ONNX Runtime on the CPU when it is installed (--backend auto).
 """
 
 import os
@@ -29,8 +31,10 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=None, help="weights to load (default: random init)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--mode", default="auto", choices=["auto", "masked", "removed", "dense"],
-                        help="network mode (auto: pruned tokens removed for sparse models)")
+    parser.add_argument("--mode", default="auto", choices=["auto", "fast", "masked", "removed", "dense"],
+                        help="network mode (auto = fast: pruned tokens removed, fused attention)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                        help="network runtime (auto: ONNX Runtime on the CPU when installed, the fastest exact path)")
     parser.add_argument("--frames", type=int, default=60, help="frames of the generated sequence")
     parser.add_argument("--runs", type=int, default=50, help="timed model-only runs after warm-up")
     parser.add_argument("--json", default=None, help="write the full report as JSON to this path")
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
         cfg = load_config(args.script, args.config, repo_root=REPO_ROOT)
         report = profile_tracker(
             cfg, layers=args.layers, checkpoint=args.checkpoint, device=args.device, threads=args.threads,
-            mode=args.mode, frames=args.frames, runs=args.runs,
+            mode=args.mode, backend=args.backend, frames=args.frames, runs=args.runs,
         )
     except (ConfigError, ValueError, OSError) as err:
         print(f"profile_model: error: {err}", file=sys.stderr)

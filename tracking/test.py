@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="recompute sequences whose results exist")
     parser.add_argument("--data_root", default=None,
                         help="benchmark root (default: its path in lib/test/evaluation/local.py)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="inference backend")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="inference backend (auto: ONNX Runtime on a CPU when installed, else torch)")
     parser.add_argument("--torch_threads", type=int, default=None,
                         help="torch threads per process (default: CPU cores / workers when --threads > 0)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", default=None, help="CSV of boxes (default: --out with the .csv suffix)")
     parser.add_argument("--show", action="store_true", help="also display the frames when a display exists")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="inference backend")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                        help="inference backend (auto: ONNX Runtime on a CPU when installed, else torch)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -57,8 +58,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--out {args.out}: the output video must be an .mp4 file")
         cfg = load_config(args.script, args.config, repo_root=REPO_ROOT)
         kwargs = {"layers": args.layers, "device": args.device}
-        if args.backend != "torch":
-            kwargs["backend"] = args.backend
+        kwargs["backend"] = args.backend
         tracker = build_tracker(cfg, args.checkpoint, **kwargs)
         report = run_video_demo(tracker, args.source, args.init_box, args.out, args.csv, show=args.show,
                                 progress=not args.no_progress)

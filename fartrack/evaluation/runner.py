@@ -62,7 +62,7 @@ class RunSettings:
     checkpoint: Optional[str]
     layers: Optional[int] = None
     device: Optional[str] = None
-    backend: str = "torch"
+    backend: str = "auto"
     torch_threads: Optional[int] = None
 
 
@@ -224,10 +224,8 @@ def build_run_tracker(settings: RunSettings, device: Optional[str] = None) -> An
 
     if settings.torch_threads:
         torch.set_num_threads(int(settings.torch_threads))
-    kwargs: Dict[str, Any] = {"layers": settings.layers, "device": device or settings.device}
-    if settings.backend != "torch":
-        kwargs["backend"] = settings.backend
-    return build_tracker(EasyDict(settings.cfg), settings.checkpoint, **kwargs)
+    return build_tracker(EasyDict(settings.cfg), settings.checkpoint, layers=settings.layers,
+                         device=device or settings.device, backend=settings.backend)
 
 
 def _worker_init(settings: RunSettings, counter: Any) -> None:

@@ -74,9 +74,16 @@ def build_tracker_network(
     """Build the network for inference and load ``checkpoint`` with the strict key check (eval mode).
 
     Only the evaluated checkpoint is read; the previous-stage ``MODEL.PRETRAIN_PTH`` is never touched here.
+    A variant written by ``tracking/extract_variant.py`` (an integer ``layers`` entry) is built at its depth.
     """
     from fartrack.models.checkpoint import load_model_weights
+    from fartrack.models.safe_load import read_checkpoint
 
+    ckpt = read_checkpoint(checkpoint)
+    if isinstance(ckpt, Mapping) and isinstance(ckpt.get("layers"), int):
+        from fartrack.models.pretrained import load_variant_network
+
+        return load_variant_network(cfg, checkpoint, device)
     net = FARTrackNet(net_config_from(cfg))
     load_model_weights(net, checkpoint)
     return net.to(device).eval()

@@ -224,6 +224,28 @@ class FARTrackNet(nn.Module):
                 exit_depths.append(index)
         return EncoderOutput(self.head(x[:, -4:]), exit_logits, exit_depths, attention_sum)
 
+    def encode_inference(
+        self, tokens: Tensor, depth: Optional[int] = None, probe_rows: Optional[Tensor] = None
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """Inference-only encoder over a sequence with pruned tokens already removed (no mask).
+
+        Returns the logits (B, 4, V) and, with ``probe_rows``, the post-softmax attention of those rows
+        summed over the executed layers (B, heads, R, N). Fused attention and ``F.layer_norm`` throughout;
+        the last layer computes the command tokens' outputs only (nothing else reaches the head). Equal to
+        :meth:`encode` on the same tokens within float rounding (about 1e-5 in the logits).
+        """
+        depth = self.cfg.depth if depth is None else depth
+        if not 1 <= depth <= self.cfg.depth:
+            raise ValueError(f"depth must be in 1..{self.cfg.depth}, got {depth}")
+        attention_sum = None
+        x = tokens
+        layers = self.backbone.layers(depth)
+        for index, layer in enumerate(layers, start=1):
+            x, probs = layer.forward_inference(x, probe_rows, 4 if index == depth else None)
+            if probs is not None:
+                attention_sum = probs if attention_sum is None else attention_sum + probs
+        return self.head(x), attention_sum
+
     def head(self, command_hidden: Tensor) -> Tensor:
         """Final norm + tied output head: (B, 4, C) -> logits (B, 4, V) (matmul, then a separate bias add)."""
         y = self.backbone.norm(command_hidden)

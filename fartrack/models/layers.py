@@ -1,7 +1,9 @@
 """Transformer building blocks of the FARTrack encoder: masked LayerNorm, attention, MLP, pre-norm block.
 
 Every op follows the reference's order of floating-point operations (matmul-then-scale attention,
-explicit masked LayerNorm), so CPU fp32 outputs match the released code bitwise.
+explicit masked LayerNorm), so CPU fp32 outputs match the released code bitwise. The ``forward_inference``
+methods are the tracker's fast form (pruned tokens already removed, fused attention, ``F.layer_norm``),
+equal to it within float rounding.
 """
 
 from __future__ import annotations
@@ -89,6 +91,47 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj(out), probs_rows
 
+    def forward_inference(
+        self, x: Tensor, probe_rows: Optional[Tensor] = None, output_rows: Optional[int] = None
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """Inference attention over normalised ``x`` (B, N, C) in which every token is a valid key.
+
+        Pruned tokens must already be removed from ``x`` (no mask). The output uses PyTorch's fused
+        scaled-dot-product kernel, so no (N, N) attention matrix is materialised. ``probe_rows`` (R,) long:
+        the post-softmax attention of those query rows, (B, heads, R, N), is computed on its own and returned.
+        ``output_rows`` = k computes the output (B, k, C) of the last k query rows only (the last layer needs
+        just the command tokens); ``None`` computes all N rows. Equal to :meth:`forward` within float rounding.
+        """
+        b, c = x.shape[0], x.shape[2]
+        heads, dim = self.num_heads, self.head_dim
+        weight, bias = self.qkv.weight, self.qkv.bias
+        if output_rows is None:
+            q, k, v = F.linear(x, weight, bias).view(b, -1, 3, heads, dim).permute(2, 0, 3, 1, 4).unbind(0)
+            q_out = q
+        else:
+            k, v = (
+                F.linear(x, weight[c:], None if bias is None else bias[c:])
+                .view(b, -1, 2, heads, dim)
+                .permute(2, 0, 3, 1, 4)
+                .unbind(0)
+            )
+            q = None
+            q_out = self._queries(x[:, -output_rows:])
+        out = F.scaled_dot_product_attention(q_out, k, v, scale=self.scale)
+        probs_rows = None
+        if probe_rows is not None:
+            q_probe = q[:, :, probe_rows] if q is not None else self._queries(x[:, probe_rows])
+            probs_rows = ((q_probe @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        out = out.transpose(1, 2).reshape(b, -1, c)
+        return self.proj(out), probs_rows
+
+    def _queries(self, x: Tensor) -> Tensor:
+        """Queries (B, heads, R, head_dim) of the rows ``x`` (B, R, C) only."""
+        b, c = x.shape[0], x.shape[2]
+        bias = self.qkv.bias
+        q = F.linear(x, self.qkv.weight[:c], None if bias is None else bias[:c])
+        return q.view(b, -1, self.num_heads, self.head_dim).transpose(1, 2)
+
 
 class Mlp(nn.Module):
     """Two-layer perceptron with exact (erf) GELU."""
@@ -160,6 +203,31 @@ class Block(nn.Module):
         x = x + drop_path(attn_out, self.drop_path_rate, self.training)
         x = x + drop_path(self.mlp(self._norm(2, x, key_keep)), self.drop_path_rate, self.training)
         return x, probs
+
+    def forward_inference(
+        self, x: Tensor, probe_rows: Optional[Tensor] = None, output_rows: Optional[int] = None
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """Inference form of :meth:`forward` for sequences with pruned tokens removed (no mask).
+
+        Fused attention (:meth:`Attention.forward_inference`) and ``F.layer_norm`` with this layer's norm
+        weights and eps (the masked norm equals a LayerNorm when every token is kept). ``output_rows`` = k
+        returns the new hidden state of the last k tokens only, (B, k, C).
+        """
+        attn_out, probs = self.attn.forward_inference(self._fast_norm(1, x), probe_rows, output_rows)
+        if output_rows is not None:
+            x = x[:, -output_rows:]
+        x = x + attn_out
+        x = x + self.mlp(self._fast_norm(2, x))
+        return x, probs
+
+    def _fast_norm(self, index: int, x: Tensor) -> Tensor:
+        if self.masked_norm:
+            module = self.masknorm1 if index == 1 else self.masknorm2
+            norm, eps = module.norm, module.eps
+        else:
+            norm = self.norm1 if index == 1 else self.norm2
+            eps = norm.eps
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, eps)
 
 
 class _DeadNorm(nn.Module):

@@ -28,18 +28,21 @@ Warm-up for ``n < N``:
 
 A template that the schedule can never select again can be freed: see
 :meth:`TemplateSchedule.min_selectable_index` (the reference keeps all of them; MODEL.md §12 #5).
+:class:`TemplateStore` holds the templates the schedule can still select, optionally thinned to a cap.
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from bisect import bisect_left
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["STRATEGIES", "WARMUPS", "middle_slots", "TemplateSchedule"]
+__all__ = ["STRATEGIES", "WARMUPS", "DEFAULT_TEMPLATE_CAP", "middle_slots", "TemplateSchedule", "TemplateStore"]
 
 STRATEGIES: Tuple[str, ...] = ("exponential", "equal_interval", "logarithmic", "linear")
 WARMUPS: Tuple[str, ...] = ("mode1", "distill")
 EXPONENTIAL_BASE = 0.7
 MAX_SLOTS = 9
+DEFAULT_TEMPLATE_CAP = 256
 
 
 def middle_slots(strategy: str, n: int, num_slots: int) -> List[int]:
@@ -128,3 +131,111 @@ class TemplateSchedule:
             return 1
         candidates = middle_slots(self.strategy, n, size) + [n - 1]
         return max(1, min(candidates))
+
+
+class TemplateStore:
+    """The stored templates ``T_0 .. T_{n-1}`` that a :class:`TemplateSchedule` can still select.
+
+    ``add`` appends the next template and frees every template the schedule can never select again
+    (exact: identical results to keeping all of them, as the reference does). With ``cap`` set, at most
+    ``cap`` templates are held (``T_0`` included). While the selectable templates fit under the cap
+    nothing else changes, so the tracker stays identical to the reference. Beyond it, a thinning rule
+    drops one template per added one: among the stored templates strictly between the oldest stored one
+    (after ``T_0``) and the newest, the one whose neighbours are closest together (ties: the oldest) is
+    dropped, which keeps the stored indices close to evenly spaced over the selectable range. A scheduled
+    index that was thinned out is served by the nearest stored template (ties: the older one), with the
+    keep-mask that template got when it was the newest; ``T_0`` and the newest template are always exact.
+
+    With the reference exponential schedule about ``0.7 n`` templates stay selectable after ``n`` frames,
+    so the default cap of 256 (about 9.6 MB of cached ViT-Tiny template tokens) is exact up to about frame
+    365 and keeps memory flat after that; ``cap=None`` keeps every selectable template (memory grows
+    linearly, about 26 kB per frame).
+    """
+
+    def __init__(self, schedule: TemplateSchedule, cap: Optional[int] = DEFAULT_TEMPLATE_CAP) -> None:
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 3):
+            raise ValueError(f"template cap must be an integer >= 3 or None (unbounded), got {cap!r}")
+        self.schedule = schedule
+        self.cap = cap
+        self._items: Dict[int, Any] = {}
+        self._keys: List[int] = []
+        self._freed_below = 1
+        self.count = 0
+        self.thinned = 0
+
+    def reset(self, first: Any) -> None:
+        """Start a new sequence whose first template is ``first`` (stored index 0)."""
+        self._items = {0: first}
+        self._keys = [0]
+        self._freed_below = 1
+        self.count = 1
+        self.thinned = 0
+
+    def add(self, item: Any) -> int:
+        """Store the next template; returns its index (the number of templates stored before it)."""
+        index = self.count
+        self._items[index] = item
+        self._keys.append(index)
+        self.count += 1
+        self._free_unreachable()
+        if self.cap is not None and len(self._keys) > self.cap:
+            self._thin()
+        return index
+
+    def resolve(self, index: int) -> int:
+        """The stored index that serves scheduled index ``index`` (itself unless it was thinned out)."""
+        if index in self._items:
+            return index
+        if not 0 <= index < self.count:
+            raise KeyError(f"template {index} was never stored (stored: 0..{self.count - 1})")
+        keys = self._keys
+        pos = bisect_left(keys, index)
+        if pos >= len(keys):
+            return keys[-1]
+        before, after = keys[pos - 1], keys[pos]
+        return before if index - before <= after - index else after
+
+    def __getitem__(self, index: int) -> Any:
+        return self._items[self.resolve(index)]
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._keys)
+
+    def keys(self) -> List[int]:
+        """Stored indices in ascending order."""
+        return list(self._keys)
+
+    def values(self) -> List[Any]:
+        """Stored templates in ascending index order."""
+        return [self._items[k] for k in self._keys]
+
+    def _free_unreachable(self) -> None:
+        bound = self.schedule.min_selectable_index(self.count)
+        if bound <= self._freed_below:
+            return
+        keys = self._keys
+        pos = bisect_left(keys, bound, lo=1)
+        for key in keys[1:pos]:
+            del self._items[key]
+        del keys[1:pos]
+        self._freed_below = bound
+
+    def _thin(self) -> None:
+        keys = self._keys
+        # candidates keys[2 .. len-2]: not T_0, not the oldest selectable one, not the newest
+        best, best_gap = None, None
+        for pos in range(2, len(keys) - 1):
+            gap = keys[pos + 1] - keys[pos - 1]
+            if best_gap is None or gap < best_gap:
+                best, best_gap = pos, gap
+        if best is None:
+            return
+        del self._items[keys[best]]
+        del keys[best]
+        self.thinned += 1

@@ -5,11 +5,20 @@ slots, decode the 4 coordinate tokens, map them back to the image and clip. The 
 box joins the template memory. In the sparse model each template gets a keep-mask once, the first time it
 sits in the newest slot, and carries it whenever it is sampled into an older slot later.
 
-Three network modes: ``dense`` (stage-1/distill checkpoints, no masks), ``masked`` (the reference's
-computation: all tokens present, pruned ones masked out; bitwise with the released code) and ``removed``
-(default for sparse checkpoints: pruned tokens are dropped from the sequence, so compute really drops).
-Each template is patch-embedded once, when it enters the memory. Only templates the schedule can still
-select are kept, so memory stays bounded on long videos.
+Network modes:
+
+- ``fast`` (the default, for sparse and dense checkpoints): pruned template tokens are dropped from the
+  sequence, attention runs through PyTorch's fused kernel, the keep-mask attention row(s) are computed on
+  their own, LayerNorms are ``F.layer_norm`` and the last layer computes the command tokens only. Equal to
+  the reference within float rounding (logits ~1e-5, boxes ~1e-4 px; keep-masks equal except on exact ties).
+- ``dense`` (stage-1/distill checkpoints) and ``masked`` (sparse checkpoints): the reference's computation,
+  op for op (all tokens present, pruned ones masked out); bitwise with the released code.
+- ``removed``: pruned tokens dropped, otherwise the reference's explicit ops (the foundation's first
+  token-removal path, kept for comparison).
+
+Each template is patch-embedded once, when it enters the memory. The memory holds only templates the
+schedule can still select, thinned to ``TrackerParams.template_cap`` (see :class:`TemplateStore`), so it
+stays flat on long videos.
 """
 
 from __future__ import annotations
@@ -26,10 +35,10 @@ from fartrack.models.sparsify import SparsifyConfig, keep_from_scores, plan_prob
 from fartrack.tracker.crop import crop_around_box, normalize_crop, prepare_frame, validate_box
 from fartrack.models.vocab import decode_argmax, decode_mean, decode_soft
 from fartrack.tracker.geometry import clip_box, map_box_to_image
-from fartrack.tracker.schedule import TemplateSchedule
+from fartrack.tracker.schedule import DEFAULT_TEMPLATE_CAP, TemplateSchedule, TemplateStore
 
 DECODERS = {"argmax": decode_argmax, "mean": decode_mean, "soft": decode_soft}
-MODES = ("auto", "dense", "masked", "removed")
+MODES = ("auto", "fast", "dense", "masked", "removed")
 
 
 @dataclass
@@ -49,6 +58,7 @@ class TrackerParams:
     mode: str = "auto"
     sparsify: SparsifyConfig = field(default_factory=SparsifyConfig)
     clip_margin: int = 10
+    template_cap: Optional[int] = DEFAULT_TEMPLATE_CAP  # None: every selectable template (reference)
 
     def __post_init__(self) -> None:
         if self.decode not in DECODERS:
@@ -61,23 +71,29 @@ class TrackerParams:
 class _StoredTemplate:
     """One template in the memory: its embedded tokens (1, tz, C) and, once computed, its keep-mask."""
 
-    tokens: Tensor
+    tokens: Optional[Tensor]  # (1, tz, C); dropped in fast mode once kept_tokens exist (templates after T_0)
     keep: Optional[Tensor] = None  # (tz,) bool
     kept_index: Optional[Tensor] = None  # (kept,) long, for the removed-token form
+    kept_tokens: Optional[Tensor] = None  # (1, kept, C): tokens[:, kept_index], gathered once (fast mode)
 
 
 class FARTracker:
     """Single-object tracker around a :class:`FARTrackNet` (built and loaded once, reused per sequence)."""
 
-    def __init__(self, net: FARTrackNet, params: Optional[TrackerParams] = None) -> None:
+    def __init__(self, net: FARTrackNet, params: Optional[TrackerParams] = None, backend=None) -> None:
+        """``backend``: None (PyTorch) or a runtime such as :class:`fartrack.export.backend.OnnxRuntimeBackend`
+        that runs the template embedding and the per-frame network (``net`` then only supplies the config)."""
         self.net = net.eval()
+        self.backend = backend
         self.params = params or TrackerParams()
         cfg = net.cfg
         mode = self.params.mode
         if mode == "auto":
-            mode = "removed" if cfg.sparse else "dense"
-        if mode != "dense" and not cfg.sparse:
+            mode = "fast"
+        if mode in ("masked", "removed") and not cfg.sparse:
             raise ValueError(f"tracker mode {mode!r} needs a sparse model (MODEL.SPARSE.ENABLED); this one is dense")
+        if backend is not None and mode != "fast":
+            raise ValueError(f"a runtime backend runs the exported fast network only; tracker mode {mode!r} needs torch")
         self.mode = mode
         self.depth = cfg.depth if self.params.depth is None else int(self.params.depth)
         if not 1 <= self.depth <= cfg.depth:
@@ -95,6 +111,11 @@ class FARTracker:
         self.last_logits: Optional[Tensor] = None
         self.last_keep: Optional[Tensor] = None
         self.last_slots: list[int] = []
+        self._token_buffers: dict[int, Tensor] = {}
+        self._probe_plans: dict[tuple[int, int], object] = {}
+        with torch.inference_mode():
+            self._commands = net.command_tokens(1).clone()
+            self._search_bias = (net.identity[:, -1:, :], net.backbone.pos_embed_x)
 
     # ------------------------------------------------------------------ public API
     @torch.inference_mode()
@@ -103,9 +124,8 @@ class FARTracker:
         image = prepare_frame(image)
         box = validate_box(init_box, image.shape[:2], what="init box")
         self.schedule = TemplateSchedule(self.num_slots, self.params.schedule, self.params.warmup)
-        self.memory: dict[int, _StoredTemplate] = {0: self._make_template(image, box)}
-        self.num_stored = 1
-        self._freed_below = 1  # stored indices 1 .. _freed_below-1 are already dropped
+        self.memory = TemplateStore(self.schedule, self.params.template_cap)
+        self.memory.reset(self._make_template(image, box))
         self.frame_id = 0
         self.state = [float(v) for v in box]
         self.history = [list(self.state) for _ in range(max(self.net.cfg.prenum, 0))]
@@ -129,10 +149,12 @@ class FARTracker:
         if scores is not None and newest.keep is None:
             newest.keep = keep_from_scores(scores, self.num_pruned)[0]
             newest.kept_index = torch.nonzero(newest.keep).flatten()
+            if self.mode == "fast" and self.backend is None:
+                newest.kept_tokens = newest.tokens[:, newest.kept_index]
+                if slots[-1] != 0:  # a template other than T_0 is never the newest slot again: drop the full form
+                    newest.tokens = None
         self.state = box
-        self.memory[self.num_stored] = self._make_template(image, box)
-        self.num_stored += 1
-        self._forget_unreachable()
+        self.memory.add(self._make_template(image, box))
         if self.history:
             self.history = self.history[1:] + [list(box)]
         self.last_logits, self.last_slots = logits, slots
@@ -142,18 +164,18 @@ class FARTracker:
     def _make_template(self, image: np.ndarray, box: Sequence[float]) -> _StoredTemplate:
         p = self.params
         crop, _ = crop_around_box(image, box, p.template_factor, p.template_size)
-        tensor = normalize_crop(crop, p.mean, p.std, self.device)
-        return _StoredTemplate(self.net.embed_templates(tensor))
+        return _StoredTemplate(self.embed_template(normalize_crop(crop, p.mean, p.std, self.device)))
 
-    def _forget_unreachable(self) -> None:
-        """Drop stored templates (except the first) that the schedule can never select again.
+    def embed_template(self, template: Tensor) -> Tensor:
+        """Normalised template crop (1, 3, Z, Z) -> cached tokens (1, tz, C), on the tracker's backend."""
+        if self.backend is not None:
+            return self.backend.embed_template(template)
+        return self.net.embed_templates(template)
 
-        The bound never decreases, so only the indices between the previous and the new bound are visited.
-        """
-        bound = self.schedule.min_selectable_index(self.num_stored)
-        for index in range(self._freed_below, bound):
-            self.memory.pop(index, None)
-        self._freed_below = max(self._freed_below, bound)
+    @property
+    def num_stored(self) -> int:
+        """Templates stored so far in this sequence (``T_0 .. T_{n-1}``), freed or thinned ones included."""
+        return self.memory.count
 
     def run_network(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
         """One network call with the stored templates ``slots`` and a normalised search crop.
@@ -161,6 +183,10 @@ class FARTracker:
         Returns the logits (1, 4, V) and, when the newest slot's template has no keep-mask yet, its
         token-importance scores (1, tz). Changes no tracker state (it only records ``last_keep``).
         """
+        if self.backend is not None:
+            return self._run_backend(slots, search, resize_factor)
+        if self.mode == "fast":
+            return self._run_fast(slots, search, resize_factor)
         net, tz = self.net, self._tz
         stored = [self.memory[k] for k in slots]
         slot_tokens = net.add_template_identity(torch.cat([s.tokens for s in stored], dim=0).unsqueeze(0))
@@ -198,6 +224,74 @@ class FARTracker:
         scores = None if probe is None else template_scores(out.probe_attention, probe)
         return out.logits, scores
 
+    def _run_fast(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
+        """:meth:`run_network` in ``fast`` mode: the sequence is written into a reused buffer, pruned tokens
+        never enter it, and the encoder is :meth:`FARTrackNet.encode_inference`."""
+        net, tz = self.net, self._tz
+        stored = [self.memory[k] for k in slots]
+        last = len(slots) - 1
+        sources = [
+            t.kept_tokens if (i != last and t.kept_tokens is not None) else t.tokens for i, t in enumerate(stored)
+        ]
+        search_start = sum(src.shape[1] for src in sources)
+        extra = self.net.cfg.prenum * 4
+        total = search_start + net.cfg.search_tokens + extra + 4
+        tokens = self._token_buffers.get(total)
+        if tokens is None:
+            tokens = torch.empty(1, total, net.cfg.embed_dim, device=self.device)
+            tokens[:, -4:] = self._commands  # constant: written once per buffer
+            self._token_buffers[total] = tokens
+        identity = net.identity
+        start = 0
+        for i, src in enumerate(sources):
+            stop = start + src.shape[1]
+            torch.add(src, identity[:, i : i + 1], out=tokens[:, start:stop])
+            start = stop
+        identity_x, pos_x = self._search_bias
+        search_tokens = tokens[:, start : start + net.cfg.search_tokens]
+        torch.add(net.backbone.patch_embed(search), identity_x, out=search_tokens)
+        search_tokens.add_(pos_x)  # (conv + identity) + pos, the inference order of embed_search
+        command_start = total - 4
+        if extra:
+            tokens[:, command_start - extra : command_start] = net.trajectory_tokens(self._trajectory_ids(resize_factor))
+        probe = None
+        if net.cfg.sparse and stored[-1].keep is None:
+            key = (search_start, command_start)
+            probe = self._probe_plans.get(key)
+            if probe is None:
+                probe = plan_probe(
+                    self.params.sparsify, search_start, net.cfg.search_grid, slice(search_start - tz, search_start),
+                    command_start, self.device,
+                )
+                self._probe_plans[key] = probe
+        logits, attention = net.encode_inference(tokens, self.depth, None if probe is None else probe.rows)
+        scores = None if probe is None else template_scores(attention, probe)
+        return logits, scores
+
+    def _run_backend(self, slots: list[int], search: Tensor, resize_factor: float) -> tuple[Tensor, Optional[Tensor]]:
+        """:meth:`run_network` through the runtime backend: cached tokens and keep-masks are written into
+        reused input arrays (static shapes); pruning happens inside the exported graph."""
+        tz, cfg = self._tz, self.net.cfg
+        if not hasattr(self, "_feeds"):
+            slot_tokens = np.zeros((1, self.num_slots * tz, cfg.embed_dim), dtype=np.float32)
+            self._feeds = {"slot_tokens": slot_tokens}
+            self._slot_view = torch.from_numpy(slot_tokens)
+            if cfg.sparse:
+                self._feeds["slot_keep"] = np.ones(self.num_slots * tz, dtype=np.bool_)
+        stored = [self.memory[k] for k in slots]
+        last = len(slots) - 1
+        keep = self._feeds.get("slot_keep")
+        for i, template in enumerate(stored):
+            self._slot_view[:, i * tz : (i + 1) * tz] = template.tokens
+            if keep is not None:
+                pruned = i != last and template.keep is not None
+                keep[i * tz : (i + 1) * tz] = template.keep.numpy() if pruned else True
+        self._feeds["search"] = np.ascontiguousarray(search.numpy())
+        if cfg.prenum > 0:
+            self._feeds["trajectory_ids"] = self._trajectory_ids(resize_factor).numpy()
+        logits, scores = self.backend.run(self._feeds)
+        return logits, (scores if stored[-1].keep is None else None)
+
     def _trajectory_ids(self, resize_factor: float) -> Tensor:
         """Previous boxes as coordinate tokens in the current search crop (paper variant, ``PRENUM`` > 0)."""
         size = self.params.search_size
@@ -214,8 +308,12 @@ class FARTracker:
         return ids.unsqueeze(0)
 
 
-def tracker_params_from(cfg, depth: Optional[int] = None, mode: str = "auto") -> TrackerParams:
-    """Tracker settings of a resolved config (``TEST``, ``DATA``, ``MODEL``); ``depth`` overrides ``MODEL.LAYERS``."""
+def tracker_params_from(
+    cfg, depth: Optional[int] = None, mode: str = "auto", template_cap: Optional[int] = DEFAULT_TEMPLATE_CAP
+) -> TrackerParams:
+    """Tracker settings of a resolved config (``TEST``, ``DATA``, ``MODEL``); ``depth`` overrides ``MODEL.LAYERS``.
+
+    ``template_cap`` bounds the template memory (``None``: unbounded, as the reference)."""
     from fartrack.models.build import sparsify_config_from
 
     test, data, model = cfg["TEST"], cfg["DATA"], cfg["MODEL"]
@@ -232,4 +330,5 @@ def tracker_params_from(cfg, depth: Optional[int] = None, mode: str = "auto") ->
         depth=int(model["LAYERS"]) if depth is None else int(depth),
         mode=mode,
         sparsify=sparsify_config_from(cfg),
+        template_cap=template_cap,
     )
