@@ -126,3 +126,19 @@ def test_dense_fast_tracker_equals_dense_tracker():
 def test_runtime_backend_needs_the_fast_mode(sparse_net):
     with pytest.raises(ValueError, match="fast"):
         FARTracker(sparse_net, TrackerParams(mode="masked"), backend=object())
+
+
+def test_numpy_crop_normalisation_is_bitwise_normalize_crop():
+    """The tracker's per-frame numpy normalisation equals normalize_crop bitwise, values and layout."""
+    from fartrack.tracker.crop import DEFAULT_MEAN, DEFAULT_STD, normalize_crop, normalize_crop_into
+
+    crop = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    crop[0, :, :] = np.arange(32, dtype=np.uint8)[:, None] * 8 + 7  # spread over the uint8 range
+    crop[1, :, 0] = np.arange(224, 256, dtype=np.uint8)
+    expected = normalize_crop(crop, DEFAULT_MEAN, DEFAULT_STD)
+    mean, std = np.asarray(DEFAULT_MEAN, np.float32), np.asarray(DEFAULT_STD, np.float32)
+    nchw = normalize_crop_into(crop, np.empty((1, 3, 32, 32), np.float32), mean, std)
+    assert np.array_equal(nchw, expected.numpy())
+    hwc = torch.from_numpy(normalize_crop_into(crop, np.empty((32, 32, 3), np.float32), mean, std))
+    view = hwc.permute(2, 0, 1).unsqueeze(0)
+    assert torch.equal(view, expected) and view.stride() == expected.stride()

@@ -43,6 +43,7 @@ __all__ = [
     "crop_with_info",
     "crop_around_box",
     "normalize_crop",
+    "normalize_crop_into",
 ]
 
 
@@ -250,3 +251,24 @@ def normalize_crop(
     scale, mean_t, std_t = _constants(mean, std, pixels.device)
     image = pixels.float().permute(2, 0, 1).unsqueeze(0)
     return ((image / scale) - mean_t) / std_t
+
+
+def normalize_crop_into(crop: np.ndarray, out: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """:func:`normalize_crop` in numpy, written into a reused contiguous float32 array; returns ``out``.
+
+    ``out`` is ``(1, 3, H, W)`` (NCHW, what an exported graph takes) or ``(H, W, 3)`` (wrap it as
+    ``torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)`` for exactly the tensor, layout included, that
+    :func:`normalize_crop` returns on the CPU). ``mean`` and ``std`` are float32 arrays of shape ``(3,)``.
+    Same float32 operations in the same order (``((x / 255) - mean) / std``, each correctly rounded), so
+    the values are bitwise equal to :func:`normalize_crop`, without an allocation and without waking
+    PyTorch's thread pool (the tracker's per-frame CPU path uses it).
+    """
+    if out.ndim == 4:
+        plane, mean, std = out[0], mean[:, None, None], std[:, None, None]
+        np.divide(crop.transpose(2, 0, 1), np.float32(255.0), out=plane, dtype=np.float32)
+    else:
+        plane = out
+        np.divide(crop, np.float32(255.0), out=plane, dtype=np.float32)
+    np.subtract(plane, mean, out=plane)
+    np.divide(plane, std, out=plane)
+    return out

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from fartrack.models.encoder import FARTrackNet
 from fartrack.models.sparsify import SparsifyConfig, keep_from_scores, plan_probe, template_scores
-from fartrack.tracker.crop import crop_around_box, normalize_crop, prepare_frame, validate_box
+from fartrack.tracker.crop import crop_around_box, normalize_crop, normalize_crop_into, prepare_frame, validate_box
 from fartrack.models.vocab import decode_argmax, decode_mean, decode_soft
 from fartrack.tracker.geometry import clip_box, map_box_to_image
 from fartrack.tracker.schedule import DEFAULT_TEMPLATE_CAP, TemplateSchedule, TemplateStore
@@ -113,6 +113,19 @@ class FARTracker:
         self.last_slots: list[int] = []
         self._token_buffers: dict[int, Tensor] = {}
         self._probe_plans: dict[tuple[int, int], object] = {}
+        # On the CPU, crops are normalised in numpy into reused arrays (bitwise equal to normalize_crop): no
+        # per-frame allocation and no PyTorch thread-pool wake-up. The runtime backend takes NCHW arrays (no
+        # layout copy before the graph); PyTorch gets normalize_crop's own channels-last view of an HWC array.
+        self._crop_arrays: Optional[dict[str, np.ndarray]] = None
+        if backend is not None or self.device.type == "cpu":
+            p = self.params
+            shape = (lambda n: (1, 3, n, n)) if backend is not None else (lambda n: (n, n, 3))
+            self._crop_arrays = {
+                "search": np.empty(shape(p.search_size), dtype=np.float32),
+                "template": np.empty(shape(p.template_size), dtype=np.float32),
+            }
+            self._mean_array = np.asarray(p.mean, dtype=np.float32).reshape(3)
+            self._std_array = np.asarray(p.std, dtype=np.float32).reshape(3)
         with torch.inference_mode():
             self._commands = net.command_tokens(1).clone()
             self._search_bias = (net.identity[:, -1:, :], net.backbone.pos_embed_x)
@@ -139,7 +152,7 @@ class FARTracker:
         self.frame_id += 1
         p = self.params
         crop, resize_factor = crop_around_box(image, self.state, p.search_factor, p.search_size)
-        search = normalize_crop(crop, p.mean, p.std, self.device)
+        search = self._normalize(crop, "search")
         slots = self.schedule.slots(self.num_stored)
         logits, scores = self.run_network(slots, search, resize_factor)
         box_norm = self.decoder(logits[0], self.net.cfg.bins, self.net.cfg.range)
@@ -164,7 +177,18 @@ class FARTracker:
     def _make_template(self, image: np.ndarray, box: Sequence[float]) -> _StoredTemplate:
         p = self.params
         crop, _ = crop_around_box(image, box, p.template_factor, p.template_size)
-        return _StoredTemplate(self.embed_template(normalize_crop(crop, p.mean, p.std, self.device)))
+        return _StoredTemplate(self.embed_template(self._normalize(crop, "template")))
+
+    def _normalize(self, crop: np.ndarray, kind: str) -> Tensor:
+        """Normalised crop (1, 3, H, W) for ``kind`` (``search`` / ``template``). On the CPU the result is a view
+        of a reused array, overwritten by the next crop of the same kind (nothing keeps it past its use)."""
+        p = self.params
+        if self._crop_arrays is None:
+            return normalize_crop(crop, p.mean, p.std, self.device)
+        out = normalize_crop_into(crop, self._crop_arrays[kind], self._mean_array, self._std_array)
+        if out.ndim == 4:
+            return torch.from_numpy(out)
+        return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)
 
     def embed_template(self, template: Tensor) -> Tensor:
         """Normalised template crop (1, 3, Z, Z) -> cached tokens (1, tz, C), on the tracker's backend."""
@@ -275,14 +299,14 @@ class FARTracker:
         if not hasattr(self, "_feeds"):
             slot_tokens = np.zeros((1, self.num_slots * tz, cfg.embed_dim), dtype=np.float32)
             self._feeds = {"slot_tokens": slot_tokens}
-            self._slot_view = torch.from_numpy(slot_tokens)
             if cfg.sparse:
                 self._feeds["slot_keep"] = np.ones(self.num_slots * tz, dtype=np.bool_)
         stored = [self.memory[k] for k in slots]
         last = len(slots) - 1
         keep = self._feeds.get("slot_keep")
-        for i, template in enumerate(stored):
-            self._slot_view[:, i * tz : (i + 1) * tz] = template.tokens
+        slot_tokens = self._feeds["slot_tokens"]
+        for i, template in enumerate(stored):  # numpy copies: no PyTorch op (or thread-pool wake-up) per frame
+            slot_tokens[:, i * tz : (i + 1) * tz] = template.tokens.numpy()
             if keep is not None:
                 pruned = i != last and template.keep is not None
                 keep[i * tz : (i + 1) * tz] = template.keep.numpy() if pruned else True
