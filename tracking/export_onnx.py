@@ -36,13 +36,16 @@ def main(argv=None) -> int:
     from fartrack.config import ConfigError, load_config
     from fartrack.export.exporter import export_onnx, quantize_int8, verify_export
     from fartrack.models.build import build_tracker_network
+    from fartrack.tracker.build import fit_depth_to_network
     from fartrack.tracker.tracker import tracker_params_from
+    from fartrack.utils.cli import report_error
 
     try:
         script = args.script or _script_of(args.config)
         cfg = load_config(script, args.config, repo_root=REPO_ROOT)
         net = build_tracker_network(cfg, args.checkpoint, "cpu")
         params = tracker_params_from(cfg, depth=args.layers)
+        fit_depth_to_network(params, net, args.layers)
         depth = net.cfg.depth if params.depth is None else params.depth
         model, template = export_onnx(net, params, args.out, depth)
         print(f"wrote {model} and {template} ({depth} layers, {net.net_type})")
@@ -59,8 +62,7 @@ def main(argv=None) -> int:
                 diff = verify_export(net, params, quantized, depth)
                 print(f"int8 ONNX Runtime vs PyTorch: max |logits difference| {diff:.3g}")
     except (ConfigError, ValueError, OSError) as err:
-        print(f"export_onnx: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("export_onnx", err)
     return 0
 
 

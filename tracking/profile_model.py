@@ -19,6 +19,7 @@ import json  # noqa: E402
 
 from fartrack.config import ConfigError, load_config  # noqa: E402
 from fartrack.evaluation.profile import format_report, profile_tracker  # noqa: E402
+from fartrack.utils.cli import report_error  # noqa: E402
 from fartrack.utils.io import atomic_write_text  # noqa: E402
 
 
@@ -46,8 +47,7 @@ def main(argv=None) -> int:
             mode=args.mode, backend=args.backend, frames=args.frames, runs=args.runs,
         )
     except (ConfigError, ValueError, OSError) as err:
-        print(f"profile_model: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("profile_model", err)
     report.update(script=args.script, config=args.config)
     print(format_report(report))
     if args.json:

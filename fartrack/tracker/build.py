@@ -9,7 +9,7 @@ import torch
 
 from fartrack.models.build import build_network, build_tracker_network, default_device
 from fartrack.tracker.schedule import DEFAULT_TEMPLATE_CAP
-from fartrack.tracker.tracker import FARTracker, tracker_params_from
+from fartrack.tracker.tracker import FARTracker, TrackerParams, tracker_params_from
 
 BACKENDS = ("torch", "onnxruntime", "auto")
 
@@ -59,7 +59,7 @@ def build_tracker(
         if device is not None and torch.device(device).type != "cpu":
             raise ValueError(f"the onnxruntime backend runs on the CPU; got device {device!r}")
         net = build_network(cfg).eval() if checkpoint is None else build_tracker_network(cfg, checkpoint, "cpu")
-        _fit_depth(params, net, layers)
+        fit_depth_to_network(params, net, layers)
         from fartrack.export.backend import OnnxRuntimeBackend
 
         depth = net.cfg.depth if params.depth is None else params.depth
@@ -75,11 +75,11 @@ def build_tracker(
         net = build_network(cfg).to(device).eval()
     else:
         net = build_tracker_network(cfg, checkpoint, device)
-    _fit_depth(params, net, layers)
+    fit_depth_to_network(params, net, layers)
     return FARTracker(net, params)
 
 
-def _fit_depth(params, net, layers: Optional[int]) -> None:
+def fit_depth_to_network(params: TrackerParams, net: torch.nn.Module, layers: Optional[int]) -> None:
     """Without an explicit ``layers``, a shallower network (an extracted nano/pico variant) runs all its layers."""
     if layers is None and params.depth is not None and params.depth > net.cfg.depth:
         params.depth = net.cfg.depth

@@ -103,8 +103,13 @@ def init_distributed(device: Optional[str] = None, timeout_s: float = 1800.0) ->
 
 
 def teardown() -> None:
-    """Leave the process group (safe to call when none is active)."""
+    """Leave the process group (safe to call when none is active).
+
+    All ranks meet at a barrier first, so no rank tears its group down while a peer still talks to it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
