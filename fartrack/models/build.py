@@ -80,12 +80,13 @@ def build_tracker_network(
     from fartrack.models.safe_load import read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
+    net_cfg = net_config_from(cfg)
     if isinstance(ckpt, Mapping) and isinstance(ckpt.get("layers"), int):
-        from fartrack.models.pretrained import load_variant_network
+        from fartrack.models.pretrained import variant_net_config
 
-        return load_variant_network(cfg, checkpoint, device)
-    net = FARTrackNet(net_config_from(cfg))
-    load_model_weights(net, checkpoint)
+        net_cfg = variant_net_config(net_cfg, ckpt["layers"])
+    net = FARTrackNet(net_cfg)
+    load_model_weights(net, checkpoint, ckpt=ckpt)
     return net.to(device).eval()
 
 

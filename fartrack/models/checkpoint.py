@@ -394,14 +394,18 @@ def save_checkpoint(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load_model_weights(model: nn.Module, path: PathLike, *, from_dense_to_sparse: bool = False) -> list[str]:
+def load_model_weights(
+    model: nn.Module, path: PathLike, *, from_dense_to_sparse: bool = False, ckpt: Any = None
+) -> list[str]:
     """Read ``path`` and load its weights into ``model`` with the strict key check; return the notes.
 
     A dense (stage-1/distill) file is converted with :func:`dense_to_sparse_state_dict` when
-    ``from_dense_to_sparse`` is set or when the model is sparse and the file is not. Errors are
-    :class:`CheckpointError` naming the file.
+    ``from_dense_to_sparse`` is set or when the model is sparse and the file is not. ``ckpt`` is the
+    file's content when the caller has already read it (``path`` then only names it in messages). Errors
+    are :class:`CheckpointError` naming the file.
     """
-    ckpt = read_checkpoint(path)
+    if ckpt is None:
+        ckpt = read_checkpoint(path)
     state_dict = extract_state_dict(ckpt, path)
     model = _unwrap_model(model)
     model_sparse = checkpoint_kind(model.state_dict()) == "sparse"

@@ -31,11 +31,9 @@ import torch.nn.functional as F
 from fartrack.models.checkpoint import (
     CheckpointError,
     _unwrap_model,
-    checkpoint_kind,
     dense_to_sparse_state_dict,
     extract_state_dict,
     load_model_weights,
-    load_state_dict_checked,
     read_checkpoint,
 )
 from fartrack.models.encoder import FARTrackNet, NetConfig
@@ -264,9 +262,6 @@ def load_variant_network(
     layers = ckpt.get("layers") if isinstance(ckpt, Mapping) else None
     if not isinstance(layers, int) or layers < 1:
         raise CheckpointError(checkpoint, "no integer 'layers' entry: not a variant written by extract_variant.py")
-    state = extract_state_dict(ckpt, checkpoint)
     net = FARTrackNet(variant_net_config(net_config_from(cfg), layers))
-    if checkpoint_kind(state) == "dense" and net.cfg.sparse:
-        state = dense_to_sparse_state_dict(state)
-    load_state_dict_checked(net, state, source=str(checkpoint))
+    load_model_weights(net, checkpoint, ckpt=ckpt)
     return net.to(device).eval()
