@@ -1,6 +1,8 @@
 # fartrack developer targets.
 #   make setup   create .venv (if missing) and install requirements + the package (editable); quick when done
 #   make test    run the test suite (what .ci/run runs)
+#   make demo    synthetic data -> train stages 1, 2, 3 -> evaluate pico against baselines, all under
+#                DEMO_DIR (default output/demo); a second run reuses what is finished
 
 PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV ?= .venv
@@ -9,8 +11,9 @@ VENV_PYTHON := $(VENV)/bin/python
 SETUP_INPUTS := requirements.txt requirements-test.txt setup.py
 SETUP_STAMP := $(VENV)/.fartrack-setup-stamp
 PYTEST_ARGS ?=
+DEMO_DIR ?= output/demo
 
-.PHONY: setup test
+.PHONY: setup test demo
 
 setup:
 	@set -e; \
@@ -23,6 +26,10 @@ setup:
 		echo "setup: $(VENV) is up to date"; \
 	else \
 		echo "setup: installing requirements into $(VENV)"; \
+		if "$(VENV_PYTHON)" -m pip show -q opencv-python-headless >/dev/null 2>&1; then \
+			echo "setup: replacing opencv-python-headless by opencv-contrib-python-headless (same OpenCV, adds CSRT/KCF)"; \
+			"$(VENV_PYTHON)" -m pip uninstall --disable-pip-version-check -y -q opencv-python-headless opencv-contrib-python-headless; \
+		fi; \
 		"$(VENV_PYTHON)" -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-test.txt; \
 		"$(VENV_PYTHON)" -m pip install --disable-pip-version-check -q --no-deps -e .; \
 		echo "$$sum" > "$(SETUP_STAMP)"; \
@@ -31,3 +38,6 @@ setup:
 
 test: setup
 	"$(VENV_PYTHON)" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+demo: setup
+	"$(VENV_PYTHON)" tracking/demo.py --out "$(DEMO_DIR)"

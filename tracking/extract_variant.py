@@ -20,25 +20,12 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import argparse  # noqa: E402
-import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from fartrack.config import BASE_DEPTH  # noqa: E402
 from fartrack.models.checkpoint import CheckpointError, extract_state_dict, read_checkpoint, save_checkpoint  # noqa: E402
-from fartrack.models.pretrained import variant_state_dict  # noqa: E402
+from fartrack.models.pretrained import state_dict_depth, variant_state_dict  # noqa: E402
 from fartrack.utils.cli import report_error  # noqa: E402
-
-_LAYER_KEY = re.compile(r"^backbone\.(blocks|extension)\.(\d+)\.")
-
-
-def checkpoint_depth(state_dict) -> int:
-    """Number of layers (blocks + extension) in a state dict."""
-    indices = set()
-    for key in state_dict:
-        match = _LAYER_KEY.match(key)
-        if match:
-            indices.add(int(match[2]) + (BASE_DEPTH if match[1] == "extension" else 0))
-    return len(indices)
 
 
 def main(argv=None) -> int:
@@ -57,7 +44,7 @@ def main(argv=None) -> int:
             raise FileExistsError(f"{out} exists; pass --force to overwrite it")
         ckpt = read_checkpoint(args.checkpoint)
         state = extract_state_dict(ckpt, args.checkpoint)
-        depth = checkpoint_depth(state)
+        depth = state_dict_depth(state, BASE_DEPTH)
         if args.layers is not None:
             if not 1 <= args.layers <= depth:
                 raise ValueError(f"--layers {args.layers} is out of range 1..{depth} (layers in {args.checkpoint})")

@@ -94,6 +94,12 @@ SCHEMA: Schema = {
         "PRETRAIN_PTH": Key(
             "", "previous-stage checkpoint to start from, relative to --save_dir or absolute ('' = none)"
         ),
+        "EMBED_INIT": Key(
+            "trunc_normal",
+            "init of the position embeddings and coordinate-bin embeddings (sincos: sine-cosine codes, for "
+            "training from scratch without MAE weights); weights loaded afterwards replace it",
+            choices=("trunc_normal", "sincos"),
+        ),
         "BACKBONE": {
             "TYPE": Key("vit_tiny_patch16_224", "ViT variant of the encoder (names the MAE weights layout)"),
             "STRIDE": Key(16, "patch size and stride of the patch embedding, in pixels", low=1),

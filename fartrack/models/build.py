@@ -43,13 +43,38 @@ def sparsify_config_from(cfg: Mapping[str, Any]) -> SparsifyConfig:
 def build_network(cfg: Mapping[str, Any]) -> FARTrackNet:
     """A randomly initialised :class:`FARTrackNet` for the config (weights come from a checkpoint or training)."""
     net = FARTrackNet(net_config_from(cfg))
-    init_weights(net)
+    init_weights(net, embed_init=cfg["MODEL"]["EMBED_INIT"])
     return net
 
 
+def _sincos(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sine-cosine codes (N, dim) of N scalar positions, frequencies 1 .. 1/10000 as in the Transformer."""
+    freqs = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+    angles = positions.reshape(-1, 1).double() * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def sincos_grid_embedding(grid: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position codes of a ``grid`` x ``grid`` patch grid, row-major, shape (1, grid**2, dim).
+
+    The first half of the channels encodes the row, the second half the column (as in MAE's encoder).
+    """
+    if dim % 4:
+        raise ValueError(f"sin-cos position codes need an embedding width divisible by 4, got {dim}")
+    coords = torch.arange(grid, dtype=torch.float64)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.cat([_sincos(rows, dim // 2), _sincos(cols, dim // 2)], dim=1).float().unsqueeze(0)
+
+
 @torch.no_grad()
-def init_weights(net: FARTrackNet) -> None:
-    """Random initialisation as in the reference: truncated-normal linears/embeddings, unit norms."""
+def init_weights(net: FARTrackNet, embed_init: str = "trunc_normal") -> None:
+    """Random initialisation as in the reference: truncated-normal linears/embeddings, unit norms.
+
+    ``embed_init="sincos"`` starts the template and search position embeddings from 2-D sine-cosine codes
+    and the coordinate-bin rows of the tied word embedding from 1-D codes of the bin index (all still
+    trained), so that nearby positions and nearby bins start out similar: a network trained from scratch,
+    without MAE weights, then learns to localise far sooner.
+    """
     for module in net.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.trunc_normal_(module.weight, std=0.02)
@@ -62,6 +87,17 @@ def init_weights(net: FARTrackNet) -> None:
     for tensor in (net.identity, backbone.pos_embed_z0, backbone.pos_embed_x, backbone.position_embeddings.weight):
         torch.nn.init.trunc_normal_(tensor, std=0.02)
     torch.nn.init.kaiming_normal_(backbone.word_embeddings.weight)
+    if embed_init == "sincos":
+        dim, bins = net.cfg.embed_dim, net.vocab.num_coordinate_bins
+        backbone.pos_embed_z0.copy_(sincos_grid_embedding(net.cfg.template_size // net.cfg.patch_size, dim))
+        backbone.pos_embed_x.copy_(sincos_grid_embedding(net.cfg.search_grid, dim))
+        # bin centres in search-patch units, coded like a grid row and a grid column (matching pos_embed_x)
+        grid = net.cfg.search_grid
+        centres = ((torch.arange(bins, dtype=torch.float64) + 0.5) / net.cfg.bins - 0.5) * grid - 0.5
+        half = _sincos(centres, dim // 2)
+        backbone.word_embeddings.weight[:bins] = (torch.cat([half, half], dim=1) * (2.0 / dim) ** 0.5).float()
+    elif embed_init != "trunc_normal":
+        raise ValueError(f"MODEL.EMBED_INIT must be 'trunc_normal' or 'sincos', got {embed_init!r}")
     backbone.word_embeddings.weight[net.vocab.padding_id].zero_()
     net.renormalize_command_rows()
 

@@ -44,6 +44,7 @@ __all__ = [
     "check_pretrained_paths",
     "load_pretrained",
     "mae_state_dict",
+    "state_dict_depth",
     "variant_state_dict",
     "variant_net_config",
     "load_variant_network",
@@ -214,6 +215,16 @@ def load_pretrained(
 # ---------------------------------------------------------------------------------------------------------------
 
 _LAYER_KEY = re.compile(r"^backbone\.(blocks|extension)\.(\d+)\.(.+)$")
+
+
+def state_dict_depth(state_dict: Mapping[str, torch.Tensor], num_blocks: int = 12) -> int:
+    """Number of layers (blocks + extension) a state dict holds."""
+    indices = set()
+    for key in state_dict:
+        match = _LAYER_KEY.match(key)
+        if match:
+            indices.add(int(match[2]) + (num_blocks if match[1] == "extension" else 0))
+    return len(indices)
 
 
 def variant_state_dict(
