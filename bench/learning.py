@@ -1,14 +1,14 @@
 """bench/learning: the demo's three-stage recipe trained longer, with its learning curve.
 
 ``make demo`` must finish in 30 minutes; this recipe asks how far FARTrack-pico gets on the same synthetic val
-split with more time on the same 2 CPU cores (about 1-3 hours, set by ``--stage1_epochs``). It runs the demo
+split with more time on the same 2 CPU cores (about 45 minutes by default; ``--stage1_epochs 200`` is about 3 hours). It runs the demo
 pipeline (:mod:`fartrack.demo`) into its own folder with longer stages, then evaluates every saved stage-1
 checkpoint on the val split and plots training IoU and val AO against training time, next to the baselines.
 
 Resumable: rerunning the same command continues an interrupted stage (``--resume auto``), reuses finished
 stages, evaluations and results, and only redraws the curve. Everything goes under ``--out``.
 
-    python bench/learning.py [--out output/learning] [--stage1_epochs 60] [--curve_every 5]
+    python bench/learning.py [--out output/learning] [--stage1_epochs 40] [--curve_every 5]
 
 Writes ``<out>/learning_curve.png``, ``<out>/learning_curve.json`` and the demo's outputs (``results.md``, ...).
 """
@@ -37,7 +37,7 @@ _CHECKPOINT = re.compile(r"_ep(\d+)\.pth\.tar$")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "output" / "learning", help="output folder")
-    parser.add_argument("--stage1_epochs", type=int, default=60, help="stage-1 epochs (demo: 15; ~48 s each)")
+    parser.add_argument("--stage1_epochs", type=int, default=40, help="stage-1 epochs (demo: 20; ~45 s each here)")
     parser.add_argument("--stage2_epochs", type=int, default=8, help="stage-2 epochs (demo: 4)")
     parser.add_argument("--stage3_epochs", type=int, default=6, help="stage-3 epochs (demo: 3)")
     parser.add_argument("--curve_every", type=int, default=5, help="evaluate every N-th stage-1 epoch")
