@@ -16,13 +16,8 @@ import pytest
 from easydict import EasyDict
 
 from fartrack.data.datasets import build_dataset
-from fartrack.data.synthetic import (
-    DIFFICULTIES,
-    VAL_INDEX_OFFSET,
-    SyntheticDataError,
-    render_sequence,
-    write_synthetic,
-)
+from fartrack.data.synthetic import DIFFICULTIES, VAL_INDEX_OFFSET, SyntheticDataError, render_sequence
+from fartrack.data.synthetic_writer import write_synthetic
 from fartrack.evaluation.datasets import load_benchmark, load_sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

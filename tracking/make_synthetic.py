@@ -20,7 +20,8 @@ if REPO_ROOT not in sys.path:
 
 import argparse  # noqa: E402
 
-from fartrack.data.synthetic import DIFFICULTIES, LAYOUTS, SyntheticDataError, write_synthetic  # noqa: E402
+from fartrack.data.synthetic import DIFFICULTIES, SyntheticDataError  # noqa: E402
+from fartrack.data.synthetic_writer import LAYOUTS, write_synthetic  # noqa: E402
 from fartrack.utils.cli import report_error  # noqa: E402
 
 PROG = "make_synthetic.py"

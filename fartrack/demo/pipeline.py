@@ -2,7 +2,7 @@
 
 Seven steps, each announced as ``[demo i/7] ...`` with its elapsed time, all writing under one folder ``out``:
 
-1. data and settings: ``out/data/synthetic/{train,val}`` (:func:`fartrack.data.synthetic.write_synthetic`, which
+1. data and settings: ``out/data/synthetic/{train,val}`` (:func:`fartrack.data.synthetic_writer.write_synthetic`, which
    reuses a complete folder) and the path settings ``out/workspace/lib/{train/admin,test/evaluation}/local.py``
    (the user's own settings files are never read or written);
 2.-4. ``tracking/train.py`` per stage with ``--save_dir out/train --resume auto --settings_root out/workspace``;
@@ -218,11 +218,8 @@ class Demo:
     # -------------------------------------------------------------------------------------- 1. data
     def step_data(self) -> str:
         from fartrack.config import write_local_settings
-        from fartrack.data import synthetic
+        from fartrack.data.synthetic_writer import write_synthetic as write
 
-        write = getattr(synthetic, "write_synthetic", None)
-        if write is None:
-            raise StepFailure("fartrack.data.synthetic has no write_synthetic (the generator is missing)")
         params = self.opts.data_params()
         _print(f"synthetic data: {params} -> {self.data}")
         report = write(self.data, train_sequences=params["train_sequences"], val_sequences=params["val_sequences"],
