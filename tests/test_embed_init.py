@@ -25,7 +25,7 @@ def test_sincos_start_makes_neighbouring_bins_and_patches_alike():
     torch.manual_seed(0)
     net = build_network(_cfg("sincos"))
     bins = net.vocab.num_coordinate_bins
-    rows = torch.nn.functional.normalize(net.backbone.word_embeddings.weight[:bins], dim=1)
+    rows = torch.nn.functional.normalize(net.backbone.word_embeddings.weight[:bins].detach(), dim=1)
     similarity = rows @ rows.T
     middle = bins // 2
     near, mid, far = (float(similarity[middle, middle + k]) for k in (1, 50, 150))
@@ -39,6 +39,6 @@ def test_sincos_start_makes_neighbouring_bins_and_patches_alike():
 def test_default_start_is_the_reference_random_init():
     torch.manual_seed(0)
     net = build_network(_cfg("trunc_normal"))
-    assert 0.015 < float(net.backbone.pos_embed_x.std()) < 0.025  # trunc_normal(std=0.02)
-    rows = torch.nn.functional.normalize(net.backbone.word_embeddings.weight[:600], dim=1)
+    assert 0.015 < float(net.backbone.pos_embed_x.detach().std()) < 0.025  # trunc_normal(std=0.02)
+    rows = torch.nn.functional.normalize(net.backbone.word_embeddings.weight[:600].detach(), dim=1)
     assert (rows[300] @ rows[301]).abs() < 0.5
