@@ -81,18 +81,6 @@ def evaluate_checkpoint(demo: Demo, config: str, checkpoint: Path, folder: Path)
     return float(analyse([folder], sequences, "synthetic", "got10k", [checkpoint.name])[0].scores["AO"])
 
 
-def stage1_config(demo: Demo) -> str:
-    """A YAML of the resolved stage-1 config (overrides applied), for test.py."""
-    import yaml
-
-    from fartrack.config import config_to_dict
-
-    cfg = demo._stage_config("fartrack", demo._stage_overrides(1))
-    path = demo.workspace / "fartrack-learning-stage1.yaml"
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    return str(path)
-
-
 def learning_curve(demo: Demo, every: int) -> Dict[str, Any]:
     """Training IoU per epoch and val AO of every ``every``-th stage-1 checkpoint, against training hours."""
     from fartrack.train.checkpointing import run_dir
@@ -104,7 +92,7 @@ def learning_curve(demo: Demo, every: int) -> Dict[str, Any]:
         total += seconds[epoch]
         hours[epoch] = total / 3600.0
     iou = epoch_end_values(log, "IoU")
-    config = stage1_config(demo)
+    _, config = demo.test_config(1)
     folder = run_dir(demo.save_dir, "fartrack", demo.opts.config)
     val = []
     for ckpt in sorted(folder.glob("FARTrack_ep*.pth.tar")):

@@ -314,17 +314,21 @@ class Demo:
         _print("!" * 100 + f"\n{message}\n" + "!" * 100)
 
     # -------------------------------------------------------------------------------------- 5. final model
-    def _eval_config(self) -> Tuple[Any, str]:
-        """(resolved config, what to pass to test.py) of the evaluation: the config name unless overridden."""
-        overrides = [o for o in self._stage_overrides(3) if not o.startswith("MODEL.PRETRAIN_PTH=")]
-        cfg = self._stage_config("fartrack_sparse", overrides)
+    def test_config(self, number: int) -> Tuple[Any, str]:
+        """(resolved config, what to pass to test.py as CONFIG) of stage ``number``'s tracker.
+
+        The config name when the stage has no overrides; otherwise a resolved YAML in the workspace.
+        """
+        script = STAGES[number - 1][0]
+        overrides = [o for o in self._stage_overrides(number) if not o.startswith("MODEL.PRETRAIN_PTH=")]
+        cfg = self._stage_config(script, overrides)
         if not overrides:
             return cfg, self.opts.config
         import yaml
 
         from fartrack.config import config_to_dict
 
-        path = self.workspace / f"fartrack_sparse-{Path(self.opts.config).stem}-demo.yaml"
+        path = self.workspace / f"{script}-{Path(self.opts.config).stem}-demo.yaml"
         atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         return cfg, str(path)
 
@@ -350,7 +354,7 @@ class Demo:
                             extra={"layers": layers, "kept_layers": kept, "source": source.name,
                                    "source_sha256": digest})
             note = f"wrote {self.final} ({layers} layers of {source.name})"
-        cfg, self.eval_config = self._eval_config()
+        cfg, self.eval_config = self.test_config(3)
         seq = load_benchmark(BENCHMARK, self.data)[0]
         tracker = build_tracker(cfg, self.final, device="cpu", backend="torch")
         tracker.initialize(read_image(seq.frames[0]), seq.ground_truth[0].tolist())
