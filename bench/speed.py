@@ -1,7 +1,7 @@
 """CPU speed of pico, nano and tiny on one generated sequence: masked (reference-equivalent), fast, ONNX Runtime.
 
     python bench/speed.py [--threads 1,2] [--models pico,nano,tiny] [--paths masked,fast,onnxruntime]
-                          [--frames 60] [--runs 40] [--json bench/speed.json]
+                          [--frames 60] [--runs 40] [--repeats 3] [--json bench/speed.json]
 
 For every thread count, model and path: end-to-end tracker FPS (crop + normalisation + network + decode +
 template update; frames are already in memory) and model-only latency (the network work of one frame:
@@ -11,7 +11,9 @@ frame; and the roofline ``2 x MACs / fp32 GEMM throughput``, the GEMM measured b
 tokens, pruned ones masked; templates embedded once, which the release does not do, so it is a slightly
 optimistic proxy for it), ``fast`` the default PyTorch path, ``onnxruntime`` the exported graphs.
 Weights are random (speed does not depend on them); the sequence is 640x360 unless --width/--height say
-otherwise. Prints one table and writes JSON.
+otherwise. Each (threads, model) cell measures its paths ``--repeats`` times in turn (masked, fast,
+onnxruntime, masked, ...) and reports the median of the repeats' medians and p90s, so a slow spell of a
+shared machine hits every path alike instead of one. Prints one table and writes JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if REPO_ROOT not in sys.path:
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 
 MODELS = {"pico": 6, "nano": 10, "tiny": 15}
@@ -53,6 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=60, help="frames of the generated sequence")
     parser.add_argument("--runs", type=int, default=40, help="timed model-only runs per configuration")
     parser.add_argument("--warmup", type=int, default=10, help="untimed frames / runs first")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of every path, taken in turn")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--json", default=os.path.join(REPO_ROOT, "bench", "speed.json"), help="JSON output path")
@@ -85,30 +89,50 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
         gemm[threads] = gemm_gflops(threads)
         for model in models:
+            trackers = {}
             for path in paths:
                 mode, backend = ("fast", "onnxruntime") if path == "onnxruntime" else (path, "torch")
-                tracker = build_tracker(cfg, None, layers=MODELS[model], device="cpu", mode=mode, backend=backend)
-                report = profile_tracker(cfg, threads=threads, frames=args.frames, runs=args.runs, warmup=args.warmup,
-                                         tracker=tracker, video=video)
-                roofline_ms = 2 * report["macs_executed"] / (gemm[threads] * 1e9) * 1000
-                row = {
-                    "model": model, "layers": MODELS[model], "path": path, "threads": threads,
-                    "e2e_fps": report["tracker_fps"], "e2e_ms": report["tracker_ms"],
-                    "model_ms": report["latency_ms"], "macs_executed": report["macs_executed"],
-                    "roofline_ms": roofline_ms, "model_over_roofline": report["latency_ms"]["median"] / roofline_ms,
-                }
+                trackers[path] = build_tracker(cfg, None, layers=MODELS[model], device="cpu", mode=mode, backend=backend)
+            reports = {path: [] for path in paths}
+            for _ in range(max(args.repeats, 1)):
+                for path in paths:
+                    reports[path].append(profile_tracker(cfg, threads=threads, frames=args.frames, runs=args.runs,
+                                                         warmup=args.warmup, tracker=trackers[path], video=video))
+            for path in paths:
+                row = _row(model, path, threads, reports[path], gemm[threads])
                 rows.append(row)
                 print(_format_row(row), flush=True)
     elapsed = time.perf_counter() - started
     machine = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch": torch.__version__,
                "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
                "gemm_gflops": gemm, "sequence": f"{args.width}x{args.height}, {len(video[0])} frames (generated)",
+               "repeats": args.repeats,
                "seconds": round(elapsed, 1)}
     print()
     print(format_table(rows, machine))
     atomic_write_text(args.json, json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.json} ({elapsed:.0f} s)")
     return 0
+
+
+def _median_of(reports: list[dict], key: str) -> dict:
+    """Median over repeats of a timing entry (``tracker_ms`` / ``latency_ms``): median and p90 fields."""
+    entries = [r[key] for r in reports]
+    out = {name: statistics.median(e[name] for e in entries) for name in ("median", "p90")}
+    out["repeats"] = [round(e["median"], 3) for e in entries]
+    return out
+
+
+def _row(model: str, path: str, threads: int, reports: list[dict], gemm: float) -> dict:
+    """One table row from the repeated reports of one configuration."""
+    macs = reports[0]["macs_executed"]
+    e2e, latency = _median_of(reports, "tracker_ms"), _median_of(reports, "latency_ms")
+    roofline_ms = 2 * macs / (gemm * 1e9) * 1000
+    return {
+        "model": model, "layers": MODELS[model], "path": path, "threads": threads,
+        "e2e_fps": 1000.0 / e2e["median"], "e2e_ms": e2e, "model_ms": latency, "macs_executed": macs,
+        "roofline_ms": roofline_ms, "model_over_roofline": latency["median"] / roofline_ms,
+    }
 
 
 HEADER = (

@@ -71,6 +71,59 @@ def test_onnxruntime_logits_and_scores_match_pytorch(exported):
     assert (runtime_scores - scores).abs().max() < 1e-6
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_fused_runtime_graph_and_portable_graph_compute_the_same_network(sparse, tmp_path):
+    """The default graph (ONNX Runtime kernels) and the portable one (standard operators) both match PyTorch."""
+    import onnx
+
+    net = _net(sparse=sparse)
+    params = TrackerParams(depth=4)
+    fused, _ = export_onnx(net, params, tmp_path / "fused.onnx", depth=4)
+    portable, _ = export_onnx(net, params, tmp_path / "portable.onnx", depth=4, portable=True)
+    fused_graph, portable_graph = onnx.load(str(fused)).graph, onnx.load(str(portable)).graph
+    fused_ops = [node.op_type for node in fused_graph.node]
+    assert fused_ops.count("MultiHeadAttention") == 4 and fused_ops.count("BiasGelu") == 4
+    assert all(node.domain in ("", "ai.onnx") for node in portable_graph.node)
+    assert len(fused_graph.node) < len(portable_graph.node) / 2
+    for model in (fused, portable):
+        assert verify_export(net, params, model, 4) < 1e-4
+    runtimes = [OnnxRuntimeBackend(m) for m in (fused, portable)]
+    assert [i.name for i in runtimes[0].frame.get_inputs()] == [i.name for i in runtimes[1].frame.get_inputs()]
+    assert [o.name for o in runtimes[0].frame.get_outputs()] == [o.name for o in runtimes[1].frame.get_outputs()]
+
+
+def test_tracker_runs_its_own_torch_steps_on_one_thread_around_a_backend():
+    """Between network calls of a runtime backend, PyTorch must not open multi-threaded regions (its spinning
+    workers would take the cores the runtime needs); the caller's thread count is restored afterwards."""
+    net = _net()
+    params = TrackerParams(depth=2)
+    seen = []
+
+    class RecordingBackend:
+        def embed_template(self, template):
+            seen.append(torch.get_num_threads())
+            with torch.inference_mode():
+                return net.embed_templates(template)
+
+        def run(self, feeds):
+            seen.append(torch.get_num_threads())
+            logits = torch.zeros(1, 4, net.vocab.size)
+            return logits, torch.arange(49, dtype=torch.float32).unsqueeze(0)
+
+    frames, boxes = moving_box_sequence(num_frames=4, height=120, width=160, seed=2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tracker = FARTracker(net, params, backend=RecordingBackend())
+        tracker.initialize(frames[0], boxes[0])
+        for frame in frames[1:]:
+            tracker.track(frame)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert len(seen) == 1 + 2 * 3 and set(seen) == {1}
+
+
 def test_onnxruntime_tracker_matches_the_fast_tracker(exported):
     net, params, model, _ = exported
     frames, boxes = moving_box_sequence(num_frames=10, height=120, width=160, seed=6)

@@ -115,3 +115,22 @@ def test_executed_macs_per_path(sparse_net):
     # the fast path's last layer keeps keys/values of all 397 tokens: more than 5 of 6 full layers
     five_layers = count_macs(sparse_net, 397, {112: 1, 224: 1}, 5).full
     assert five_layers < fast
+
+
+def test_speed_bench_runs_every_path_in_turn_and_writes_json(tmp_path):
+    """bench/speed.py on a short run: one row per path with the repeats it took, MACs and roofline."""
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "speed.json"
+    cmd = [sys.executable, str(REPO_ROOT / "bench" / "speed.py"), "--models", "pico", "--threads", "1",
+           "--paths", "fast,onnxruntime", "--frames", "12", "--warmup", "2", "--runs", "2", "--repeats", "2",
+           "--width", "200", "--height", "150", "--json", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    rows = {row["path"]: row for row in report["rows"]}
+    assert set(rows) == {"fast", "onnxruntime"} and report["machine"]["repeats"] == 2
+    for row in rows.values():
+        assert len(row["e2e_ms"]["repeats"]) == 2 and len(row["model_ms"]["repeats"]) == 2
+        assert row["e2e_fps"] == pytest.approx(1000 / row["e2e_ms"]["median"])
+        assert row["macs_executed"] > 1e9 and row["roofline_ms"] > 0
+    assert "| pico (6) | onnxruntime | 1 |" in result.stdout

@@ -1,12 +1,14 @@
 """Export a FARTrack checkpoint to ONNX for CPU deployment (the per-frame network + the template embedder).
 
     python tracking/export_onnx.py --checkpoint PATH --config CONFIG [--script SCRIPT] --layers L --out model.onnx
-        [--int8 model_int8.onnx] [--no-check]
+        [--portable] [--int8 model_int8.onnx] [--no-check]
 
 Writes OUT (the per-frame network) and OUT's ``.template.onnx`` sibling (the template embedder), with the
 tracker settings in their metadata, then checks ONNX Runtime against PyTorch on random inputs (skip with
 --no-check). Run the result with ``build_tracker(..., backend="onnxruntime", onnx_model=OUT)`` or, without
-PyTorch, with ``fartrack.export.standalone.OnnxTracker(OUT)``.
+PyTorch, with ``fartrack.export.standalone.OnnxTracker(OUT)``. The per-frame graph uses ONNX Runtime's fused
+CPU operators (``com.microsoft`` domain); ``--portable`` writes a graph of standard ONNX operators (opset 17)
+instead, for other runtimes (same inputs and outputs, slower in ONNX Runtime).
 """
 
 import os
@@ -29,6 +31,8 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=None, help="layers to export: 15 tiny, 10 nano, 6 pico")
     parser.add_argument("--out", required=True, help="output .onnx path (the template graph goes next to it)")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+    parser.add_argument("--portable", action="store_true",
+                        help="standard ONNX operators only (for runtimes other than ONNX Runtime; slower there)")
     parser.add_argument("--int8", default=None, metavar="OUT_INT8",
                         help="also write a dynamically int8-quantised copy here (optional; changes the outputs)")
     args = parser.parse_args(argv)
@@ -47,8 +51,9 @@ def main(argv=None) -> int:
         params = tracker_params_from(cfg, depth=args.layers)
         fit_depth_to_network(params, net, args.layers)
         depth = net.cfg.depth if params.depth is None else params.depth
-        model, template = export_onnx(net, params, args.out, depth)
-        print(f"wrote {model} and {template} ({depth} layers, {net.net_type})")
+        model, template = export_onnx(net, params, args.out, depth, portable=args.portable)
+        kind = "standard operators" if args.portable else "ONNX Runtime operators"
+        print(f"wrote {model} and {template} ({depth} layers, {net.net_type}, {kind})")
         if not args.no_check:
             diff = verify_export(net, params, model, depth)
             print(f"ONNX Runtime vs PyTorch: max |logits difference| {diff:.3g}")

@@ -15,39 +15,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fartrack.export.exporter import export_onnx, template_path_for
-
-
-def _session(path: Path, threads: Optional[int], spinning: bool = False):
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {path}")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    if threads is not None:
-        options.intra_op_num_threads = int(threads)
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise ValueError(f"{path}: not a loadable ONNX model ({err})") from err
+from fartrack.export.exporter import export_onnx
+from fartrack.export.standalone import open_sessions
 
 
 class OnnxRuntimeBackend:
     """The two exported graphs of one model (``model.onnx`` + ``model.template.onnx``) in ONNX Runtime."""
 
-    def __init__(self, model_path: str | os.PathLike, threads: Optional[int] = None, spinning: bool = False) -> None:
-        """``threads``: ONNX Runtime intra-op threads (default: its own choice). ``spinning``: let idle worker
-        threads busy-wait between calls; off by default, because the tracker runs small PyTorch/numpy steps
-        between network calls and spinning workers then steal their cores (measured 2x slower per frame on a
-        loaded 2-core machine, ~6 % faster model-only when the machine is idle)."""
+    def __init__(self, model_path: str | os.PathLike, threads: Optional[int] = None, spinning: bool = True) -> None:
+        """``threads``: ONNX Runtime intra-op threads of the per-frame graph (default: its own choice).
+        ``spinning``: see :func:`fartrack.export.standalone.open_sessions` (workers busy-wait within a call
+        only). The tracker runs its own small PyTorch steps on one thread around the calls
+        (:func:`fartrack.tracker.tracker.single_torch_thread`), so nothing else competes for the cores."""
         path = Path(model_path)
         self.path = path
-        self.frame = _session(path, threads, spinning)
-        self.template = _session(template_path_for(path), threads, spinning)
+        self.frame, self.template = open_sessions(path, threads, spinning)
         self.input_names = [i.name for i in self.frame.get_inputs()]
         self.output_names = [o.name for o in self.frame.get_outputs()]
         self.slot_shape = tuple(self.frame.get_inputs()[0].shape)

@@ -10,7 +10,9 @@ Per-frame graph (``model.onnx``), for sparse models::
     -> logits (1, 4, V) float32, scores (1, tz) float32 (importance of the newest slot's tokens)
 
 Pruned template tokens are gathered out inside the graph (``NonZero`` + ``Gather``), so compute drops as in
-the PyTorch ``fast`` path while every graph input and output keeps a static shape. Dense models have no
+the PyTorch ``fast`` path while every graph input and output keeps a static shape. By default the graph is
+written directly for ONNX Runtime (:mod:`fartrack.export.graph`, fused CPU operators); ``portable=True``
+traces :class:`FrameNetwork` (the PyTorch definition of the same computation) into standard operators. Dense models have no
 ``slot_keep`` input and no ``scores`` output. Template graph (``model.template.onnx``): ``template``
 (1, 3, Z, Z) float32 -> ``tokens`` (1, tz, C). The tracker settings (crop factors and sizes, mean/std,
 decode rule, schedule, pruning count, depth) are written to both files' metadata (``fartrack.*`` keys).
@@ -28,12 +30,13 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from fartrack.export.graph import OPSET, build_frame_graph
+from fartrack.export.standalone import template_path_for
 from fartrack.models.encoder import FARTrackNet
 from fartrack.models.sparsify import SparsifyConfig, plan_probe, template_scores
 from fartrack.tracker.tracker import TrackerParams
 from fartrack.utils.io import atomic_write_bytes
 
-OPSET = 17
 
 
 class FrameNetwork(nn.Module):
@@ -100,12 +103,6 @@ def frame_inputs(net: FARTrackNet) -> dict[str, Tensor]:
     return inputs
 
 
-def template_path_for(model_path: str | os.PathLike) -> Path:
-    """Where the template graph of ``model.onnx`` lives: ``model.template.onnx`` next to it."""
-    path = Path(model_path)
-    return path.with_name(path.stem + ".template" + path.suffix)
-
-
 def metadata(net: FARTrackNet, params: TrackerParams, depth: int) -> dict[str, str]:
     """The tracker settings a runtime needs, as ONNX metadata (``fartrack.*`` keys, JSON values)."""
     cfg = net.cfg
@@ -154,6 +151,13 @@ def _export(
         for dim, size in zip(dims, output_shapes[output.name]):
             dim.ClearField("dim_param")
             dim.dim_value = size
+    return _finish(model, meta)
+
+
+def _finish(model, meta: dict[str, str]) -> bytes:
+    """``model`` with ``meta`` as metadata, checked, as bytes."""
+    import onnx
+
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -162,12 +166,15 @@ def _export(
 
 
 def export_onnx(
-    net: FARTrackNet, params: TrackerParams, out: str | os.PathLike, depth: Optional[int] = None
+    net: FARTrackNet, params: TrackerParams, out: str | os.PathLike, depth: Optional[int] = None, portable: bool = False
 ) -> tuple[Path, Path]:
     """Export ``net`` (first ``depth`` layers) to ``out`` and its template graph; returns both paths.
 
-    Both files are written atomically. ``net`` is not modified (a network on another device is copied to
-    the CPU for the export).
+    The per-frame graph is written for ONNX Runtime (:mod:`fartrack.export.graph`: fused ``com.microsoft``
+    operators, the fastest on a CPU); ``portable=True`` traces :class:`FrameNetwork` instead, a graph of
+    standard ONNX operators (opset 17) for other runtimes. Both take the same inputs and give the same
+    outputs. Both files are written atomically. ``net`` is not modified (a network on another device is
+    copied to the CPU for the export).
     """
     depth = net.cfg.depth if depth is None else int(depth)
     if not 1 <= depth <= net.cfg.depth:
@@ -185,7 +192,10 @@ def export_onnx(
         outputs["scores"] = (1, cfg.template_tokens)
     try:
         with torch.no_grad():
-            frame_bytes = _export(frame, frame_inputs(net), outputs, meta)
+            if portable:
+                frame_bytes = _export(frame, frame_inputs(net), outputs, meta)
+            else:
+                frame_bytes = _finish(build_frame_graph(net, depth, params.sparsify), meta)
             template_bytes = _export(
                 TemplateEmbedder(net).eval(), {"template": torch.zeros(1, 3, cfg.template_size, cfg.template_size)},
                 {"tokens": (1, cfg.template_tokens, cfg.embed_dim)}, meta,
@@ -231,6 +241,7 @@ def quantize_int8(model: str | os.PathLike, out: str | os.PathLike) -> tuple[Pat
     """
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     import logging
@@ -242,7 +253,10 @@ def quantize_int8(model: str | os.PathLike, out: str | os.PathLike) -> tuple[Pat
     try:
         with tempfile.TemporaryDirectory(prefix="fartrack_int8_") as folder:
             target = Path(folder) / "int8.onnx"
-            quantize_dynamic(str(model), str(target), weight_type=QuantType.QInt8)
+            quantize_dynamic(  # the com.microsoft operators have no ONNX shape inference: their outputs are fp32
+                str(model), str(target), weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
             quantized = target.read_bytes()
     finally:
         root.setLevel(level)
