@@ -92,36 +92,23 @@ def test_fused_runtime_graph_and_portable_graph_compute_the_same_network(sparse,
     assert [o.name for o in runtimes[0].frame.get_outputs()] == [o.name for o in runtimes[1].frame.get_outputs()]
 
 
-def test_tracker_runs_its_own_torch_steps_on_one_thread_around_a_backend():
-    """Between network calls of a runtime backend, PyTorch must not open multi-threaded regions (its spinning
-    workers would take the cores the runtime needs); the caller's thread count is restored afterwards."""
-    net = _net()
-    params = TrackerParams(depth=2)
-    seen = []
+@pytest.mark.parametrize("rule", ["mean", "argmax", "soft"])
+def test_tracker_decode_one_row_at_a_time_is_bitwise_the_batched_decode(rule):
+    """The tracker decodes the 4 coordinates row by row (no multi-threaded softmax between backend calls);
+    the result must be bitwise the batched decode of every rule."""
+    from fartrack.models.vocab import decode_argmax, decode_mean, decode_soft
 
-    class RecordingBackend:
-        def embed_template(self, template):
-            seen.append(torch.get_num_threads())
-            with torch.inference_mode():
-                return net.embed_templates(template)
-
-        def run(self, feeds):
-            seen.append(torch.get_num_threads())
-            logits = torch.zeros(1, 4, net.vocab.size)
-            return logits, torch.arange(49, dtype=torch.float32).unsqueeze(0)
-
-    frames, boxes = moving_box_sequence(num_frames=4, height=120, width=160, seed=2)
+    batched = {"mean": decode_mean, "argmax": decode_argmax, "soft": decode_soft}[rule]
+    tracker = FARTracker(_net(), TrackerParams(depth=1, decode=rule))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        tracker = FARTracker(net, params, backend=RecordingBackend())
-        tracker.initialize(frames[0], boxes[0])
-        for frame in frames[1:]:
-            tracker.track(frame)
-        assert torch.get_num_threads() == 2
+        g = torch.Generator().manual_seed(3)
+        for scale in (0.1, 3.0, 30.0):
+            logits = torch.randn(4, 605, generator=g) * scale
+            assert torch.equal(tracker.decode(logits), batched(logits))
     finally:
         torch.set_num_threads(previous)
-    assert len(seen) == 1 + 2 * 3 and set(seen) == {1}
 
 
 def test_onnxruntime_tracker_matches_the_fast_tracker(exported):

@@ -25,8 +25,8 @@ class OnnxRuntimeBackend:
     def __init__(self, model_path: str | os.PathLike, threads: Optional[int] = None, spinning: bool = True) -> None:
         """``threads``: ONNX Runtime intra-op threads of the per-frame graph (default: its own choice).
         ``spinning``: see :func:`fartrack.export.standalone.open_sessions` (workers busy-wait within a call
-        only). The tracker runs its own small PyTorch steps on one thread around the calls
-        (:func:`fartrack.tracker.tracker.single_torch_thread`), so nothing else competes for the cores."""
+        only); the tracker's own steps between calls open no multi-threaded PyTorch region
+        (:meth:`fartrack.tracker.tracker.FARTracker.decode`), so nothing else competes for the cores."""
         path = Path(model_path)
         self.path = path
         self.frame, self.template = open_sessions(path, threads, spinning)
