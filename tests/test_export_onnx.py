@@ -92,6 +92,38 @@ def test_fused_runtime_graph_and_portable_graph_compute_the_same_network(sparse,
     assert [o.name for o in runtimes[0].frame.get_outputs()] == [o.name for o in runtimes[1].frame.get_outputs()]
 
 
+@pytest.mark.parametrize(
+    "config, depth, query, extra",
+    [
+        ({}, 1, "center1x1", "none"),  # the first layer is also the command-only last layer
+        ({"num_templates": 2}, 3, "search_all", "template"),
+        ({"num_templates": 3, "prenum": 2}, 2, "center3x3", "command"),
+    ],
+)
+def test_runtime_graph_logits_and_scores_for_model_variants(config, depth, query, extra, tmp_path):
+    """The written graph against FrameNetwork for layouts and keep-mask rules beyond the reference's."""
+    from fartrack.models.sparsify import SparsifyConfig
+
+    torch.manual_seed(0)
+    net = FARTrackNet(NetConfig(sparse=True, **config))
+    init_weights(net)
+    net.eval()
+    params = TrackerParams(depth=depth, sparsify=SparsifyConfig(query=query, extra_term=extra))
+    g = torch.Generator().manual_seed(1)
+    inputs = frame_inputs(net)
+    inputs["slot_tokens"] = torch.randn(inputs["slot_tokens"].shape, generator=g)
+    inputs["search"] = torch.randn(inputs["search"].shape, generator=g)
+    if "trajectory_ids" in inputs:
+        inputs["trajectory_ids"] = torch.randint(0, 600, inputs["trajectory_ids"].shape, generator=g)
+    inputs["slot_keep"][torch.randperm(49, generator=g)[:12]] = False
+    with torch.inference_mode():
+        logits, scores = FrameNetwork(net, depth, params.sparsify)(*inputs.values())
+    model, _ = export_onnx(net, params, tmp_path / "variant.onnx", depth=depth)
+    runtime_logits, runtime_scores = OnnxRuntimeBackend(model).run({k: v.numpy() for k, v in inputs.items()})
+    assert (runtime_logits - logits).abs().max() < 1e-4
+    assert ((runtime_scores - scores).abs() / scores.abs()).max() < 1e-5
+
+
 @pytest.mark.parametrize("rule", ["mean", "argmax", "soft"])
 def test_tracker_decode_one_row_at_a_time_is_bitwise_the_batched_decode(rule):
     """The tracker decodes the 4 coordinates row by row (no multi-threaded softmax between backend calls);

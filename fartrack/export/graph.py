@@ -111,7 +111,8 @@ class _ProbeWriter:
 
     def __init__(self, writer: _GraphWriter, rows: torch.Tensor, dim: int, heads: int, scale: float) -> None:
         self.writer = writer
-        self.rows = writer.ints("probe_rows", rows.reshape(-1, 1))  # (R, 1): Gather gives (R, 1, C)
+        self._rows = rows
+        self._column_rows: str | None = None  # (R, 1) indices: Gather gives (R, 1, C); made when first needed
         self.flat_rows = writer.ints("probe_rows_flat", rows)
         self.num_rows, self.heads = int(rows.numel()), heads
         head_dim = dim // heads
@@ -130,7 +131,9 @@ class _ProbeWriter:
         if probe_rows_only:
             picked = w.op("Unsqueeze", [queries, w.ints("axis", [1])])
         else:
-            picked = w.op("Gather", [queries, self.rows], axis=0)  # (R, 1, C)
+            if self._column_rows is None:
+                self._column_rows = w.ints("probe_rows", self._rows.reshape(-1, 1))
+            picked = w.op("Gather", [queries, self._column_rows], axis=0)  # (R, 1, C)
         block = w.reshape(w.op("Mul", [picked, self.head_mask]), self.block_shape)  # (R*H, C), zeros off-head
         self.layers.append(w.op("Softmax", [w.op("Gemm", [keys, block], transB=1)], axis=0))  # (N, R*H), over keys
 
