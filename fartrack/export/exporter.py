@@ -12,8 +12,8 @@ Per-frame graph (``model.onnx``), for sparse models::
 Pruned template tokens are gathered out inside the graph (``NonZero`` + ``Gather``), so compute drops as in
 the PyTorch ``fast`` path while every graph input and output keeps a static shape. By default the graph is
 written directly for ONNX Runtime (:mod:`fartrack.export.graph`, fused CPU operators); ``portable=True``
-traces :class:`FrameNetwork` (the PyTorch definition of the same computation) into standard operators. Dense models have no
-``slot_keep`` input and no ``scores`` output. Template graph (``model.template.onnx``): ``template``
+traces :class:`FrameNetwork` (the PyTorch definition of the same computation) into standard operators.
+Dense models have no ``slot_keep`` input and no ``scores`` output. Template graph (``model.template.onnx``): ``template``
 (1, 3, Z, Z) float32 -> ``tokens`` (1, tz, C). The tracker settings (crop factors and sizes, mean/std,
 decode rule, schedule, pruning count, depth) are written to both files' metadata (``fartrack.*`` keys).
 """
@@ -36,7 +36,6 @@ from fartrack.models.encoder import FARTrackNet
 from fartrack.models.sparsify import SparsifyConfig, plan_probe, template_scores
 from fartrack.tracker.tracker import TrackerParams
 from fartrack.utils.io import atomic_write_bytes
-
 
 
 class FrameNetwork(nn.Module):
@@ -185,7 +184,6 @@ def export_onnx(
     net.eval()
     out = Path(out)
     meta = metadata(net, params, depth)
-    frame = FrameNetwork(net, depth, params.sparsify).eval()
     cfg = net.cfg
     outputs = {"logits": (1, 4, net.vocab.size)}
     if cfg.sparse:
@@ -193,6 +191,7 @@ def export_onnx(
     try:
         with torch.no_grad():
             if portable:
+                frame = FrameNetwork(net, depth, params.sparsify).eval()
                 frame_bytes = _export(frame, frame_inputs(net), outputs, meta)
             else:
                 frame_bytes = _finish(build_frame_graph(net, depth, params.sparsify), meta)
